@@ -1,0 +1,1 @@
+"""The ``reasoning-gym`` command line; one module per subcommand group."""

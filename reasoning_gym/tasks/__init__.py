@@ -1,0 +1,59 @@
+"""Built-in tasks and the registry that names them.
+
+Built-in tasks are listed once, in ``BUILTIN_TASKS``, and imported lazily; user tasks
+are added with :func:`register_task`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from reasoning_gym.tasks.base import (
+    Problem,
+    Task,
+    make_task,
+    problem_rng,
+    register_task,
+    registered_tasks,
+)
+
+#: Task name -> (environment id suffix, "module:factory").
+BUILTIN_TASKS: dict[str, tuple[str, str]] = {
+    "arithmetic": ("Arithmetic", "reasoning_gym.tasks.arithmetic:ArithmeticTask"),
+    "gsm8k": ("GSM8K", "reasoning_gym.tasks.gsm8k:GSM8KTask"),
+    "jsonl": ("JSONL", "reasoning_gym.tasks.jsonl:JsonlTask"),
+}
+
+_builtins_registered = False
+
+
+def _lazy_factory(target: str):
+    module_name, attribute = target.split(":")
+
+    def factory(**kwargs):
+        return getattr(importlib.import_module(module_name), attribute)(**kwargs)
+
+    factory.__qualname__ = f"lazy[{target}]"
+    return factory
+
+
+def ensure_builtin_tasks() -> None:
+    """Register every entry of ``BUILTIN_TASKS`` once (idempotent)."""
+    global _builtins_registered
+    if _builtins_registered:
+        return
+    _builtins_registered = True
+    for name, (_, target) in BUILTIN_TASKS.items():
+        register_task(name, _lazy_factory(target), overwrite=True)
+
+
+__all__ = [
+    "BUILTIN_TASKS",
+    "Problem",
+    "Task",
+    "ensure_builtin_tasks",
+    "make_task",
+    "problem_rng",
+    "register_task",
+    "registered_tasks",
+]
