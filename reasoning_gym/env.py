@@ -74,6 +74,9 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         invalid_step_reward: Reward of an empty, whitespace-only or separator-only step.
         render_mode: None or ``"ansi"``.
         task_kwargs: Keyword arguments of the task factory (difficulty, data path, ...).
+        copy_observations: Return each observation as a fresh array (the Gymnasium
+            contract: observations never share memory). With False, observations are
+            read-only views of the shared token buffer and cost nothing to return.
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -95,6 +98,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         invalid_step_reward: float = -0.1,
         render_mode: str | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
+        copy_observations: bool = True,
     ):
         if max_steps < 1:
             raise ValueError(f"max_steps={max_steps} must be at least 1")
@@ -133,6 +137,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         self.separator_ids.flags.writeable = False
         self.prompt_style = prompt_style
         self.render_mode = render_mode
+        self.copy_observations = bool(copy_observations)
 
         self.observation_space = spaces.Sequence(
             spaces.Discrete(self.tokenizer.vocab_size), stack=True
@@ -157,7 +162,11 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
     def prompt_ids(self, problem: Problem) -> np.ndarray:
         """Token ids of ``s_0`` for ``problem``."""
         use_chat = self.prompt_style == "chat" or self.prompt_style == "auto"
-        ids = self.tokenizer.chat_prompt(self.task.instruction, problem.question) if use_chat else None
+        ids = (
+            self.tokenizer.chat_prompt(self.task.instruction, problem.question)
+            if use_chat
+            else None
+        )
         if ids is None:
             if self.prompt_style == "chat":
                 raise ValueError(
@@ -199,7 +208,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
             "step": 0,
             "context_tokens": len(prompt),
         }
-        return self._state.ids, info
+        return self._observation(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         """Append one step; see the module docstring for the reward and end conditions."""
@@ -314,9 +323,11 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         }
         if terminated or truncated:
             info.update(self._episode_end_info(pending, outcome_score))
-        return self._state.ids, reward, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
-    def _episode_end_info(self, pending: PendingStep, outcome_score: float | None) -> dict[str, Any]:
+    def _episode_end_info(
+        self, pending: PendingStep, outcome_score: float | None
+    ) -> dict[str, Any]:
         from reasoning_gym.verify.answers import extract_answer
 
         answer = extract_answer(pending.text) if pending.is_final else None
@@ -349,15 +360,24 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         for step in state.steps:
             score = "-" if step.score is None else f"{step.score:.3f}"
             flag = " [final]" if step.is_final else (" [invalid]" if step.invalid else "")
-            lines.append(f"  step {step.index}: {step.text!r} prm={score} r={step.reward:+.3f}{flag}")
+            lines.append(
+                f"  step {step.index}: {step.text!r} prm={score} r={step.reward:+.3f}{flag}"
+            )
         if state.terminated:
             correct = self._last_outcome.get("correct")
-            lines.append(f"Outcome: {'correct' if correct else 'wrong'} (gold {state.problem.answer})")
+            lines.append(
+                f"Outcome: {'correct' if correct else 'wrong'} (gold {state.problem.answer})"
+            )
         elif state.truncated:
             lines.append("Outcome: truncated before a final answer")
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ helpers
+    def _observation(self) -> np.ndarray:
+        # A copy is one memcpy of the context (about 64 KiB at 8k tokens).
+        ids = self._state.ids
+        return ids.copy() if self.copy_observations else ids
+
     def _require_state(self) -> ReasoningState:
         if self._state is None:
             raise ResetNeededError("the environment has no episode; call reset() first")
@@ -370,7 +390,9 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         if "problem" in options:
             problem = options["problem"]
             if not isinstance(problem, Problem):
-                raise TypeError(f"options['problem'] must be a Problem, got {type(problem).__name__}")
+                raise TypeError(
+                    f"options['problem'] must be a Problem, got {type(problem).__name__}"
+                )
             return problem
         total = self.task.num_problems
         if "index" in options:

@@ -22,6 +22,16 @@ BUILTIN_TASKS: dict[str, tuple[str, str]] = {
     "arithmetic": ("Arithmetic", "reasoning_gym.tasks.arithmetic:ArithmeticTask"),
     "gsm8k": ("GSM8K", "reasoning_gym.tasks.gsm8k:GSM8KTask"),
     "jsonl": ("JSONL", "reasoning_gym.tasks.jsonl:JsonlTask"),
+    "linear_equation": ("LinearEquation", "reasoning_gym.tasks.linear_equation:LinearEquationTask"),
+    "countdown": ("Countdown", "reasoning_gym.tasks.countdown:CountdownTask"),
+    "fractions": ("Fractions", "reasoning_gym.tasks.fractions:FractionsTask"),
+    "unit_conversion": ("UnitConversion", "reasoning_gym.tasks.unit_conversion:UnitConversionTask"),
+    "boolean_logic": ("BooleanLogic", "reasoning_gym.tasks.boolean_logic:BooleanLogicTask"),
+    "sorting": ("Sorting", "reasoning_gym.tasks.sorting:SortingTask"),
+    "shortest_path": ("ShortestPath", "reasoning_gym.tasks.shortest_path:ShortestPathTask"),
+    "modular": ("Modular", "reasoning_gym.tasks.modular:ModularTask"),
+    "distractor_word": ("DistractorWord", "reasoning_gym.tasks.distractor_word:DistractorWordTask"),
+    "mixture": ("Mixture", "reasoning_gym.tasks.mixture:MixtureTask"),
 }
 
 _builtins_registered = False
