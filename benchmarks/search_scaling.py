@@ -1,0 +1,424 @@
+"""Accuracy of search agents against the number of generated tokens they spend.
+
+Agents: greedy, best-of-N (PRM ``min`` and ``last``), self-consistency (plain and
+PRM-weighted votes), step-level beam search and MCTS, each at budgets of 1, 2, 4, 8 and
+16 samples or the equivalent (beam ``B x k ~= budget``, MCTS ``budget`` simulations of
+width 4). The x axis of the plot is the measured mean number of generated tokens.
+
+Policies:
+- ``smollm2``: SmolLM2-135M through HFPolicy (real model, slow on a shared CPU).
+- ``simulated``: a model-free arithmetic policy that copies the gold step with
+  probability ``--p-correct``. Otherwise it makes an arithmetic slip (a wrong result,
+  which the step checker flags) or a plan error (a true equation with the wrong
+  operator, which the checker accepts). It reads the gold steps, so it measures the
+  search algorithms at a known per-step accuracy, not a model.
+
+PRMs: ``oracle`` (the task's exact step checker; for arithmetic it checks the arithmetic
+and that every operand is known, and does not read the gold answer) and ``noisy`` (the
+same checker with 20% of scores flipped and Gaussian noise, a stand-in for an imperfect
+learned PRM). Correctness comes only from the environment's verifier on the committed
+trajectory.
+
+Run (the recorded results):
+    .venv/bin/python -m benchmarks.search_scaling --policy simulated --problems 100
+    .venv/bin/python -m benchmarks.search_scaling --policy smollm2 --problems 6 \
+        --budgets 1,4 --prms oracle --time-limit-s 1500
+Rows are appended to ``results/search_scaling_<policy>.jsonl`` and a rerun skips the
+rows already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import re
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.search import make_search_agent
+from benchmarks._common import RESULTS_DIR, write_results
+from reasoning_gym.env import ReasoningEnv
+from reasoning_gym.policies.base import SamplingConfig, StepPolicy, StepProposal
+from reasoning_gym.prm.base import ProcessRewardModel, StepQuery
+from reasoning_gym.tasks.base import Problem, Task, make_task
+
+logger = logging.getLogger(__name__)
+
+_EQUATION_RE = re.compile(r"^(\d+) ([-+*/]) (\d+) = (\d+)$")
+# A plan error swaps the operator for another one whose result stays a non-negative integer.
+_SWAPS = {"+": ["-", "*"], "-": ["+"], "*": ["+"], "/": ["*", "+"]}
+
+
+class SimulatedArithmeticPolicy(StepPolicy):
+    """Model-free policy that corrupts the gold steps of the current problem at fixed rates.
+
+    Call :meth:`set_problem` before each episode. With temperature 0 the proposals are a
+    fixed function of the problem and the steps so far, so they stand in for greedy decoding.
+
+    Args:
+        tokenizer: The environment's tokenizer.
+        p_correct: Probability that an on-track step is the gold step.
+        p_slip: Probability of an arithmetic slip; the rest are plan errors.
+    """
+
+    name = "simulated"
+
+    def __init__(self, tokenizer: Any, p_correct: float = 0.7, p_slip: float = 0.15):
+        super().__init__(SamplingConfig(temperature=1.0, max_step_tokens=64))
+        if not 0 <= p_correct <= 1 or not 0 <= p_slip <= 1 - p_correct:
+            raise ValueError(f"p_correct={p_correct}, p_slip={p_slip} must be probabilities")
+        self.tokenizer = tokenizer
+        self.p_correct = p_correct
+        self.p_slip = p_slip
+        self.problem: Problem | None = None
+        self.prompt_length = 0
+        self._rng = random.Random(0)
+        self._seed: int | None = None
+
+    def reset(self) -> None:
+        """Start a new episode: the next seeded call reseeds, so every agent sees the same
+        samples on the same problem (common random numbers)."""
+        self._seed = None
+
+    def set_problem(self, problem: Problem, prompt_length: int) -> None:
+        self.problem = problem
+        self.prompt_length = prompt_length
+
+    def propose(self, contexts, n=1, sampling=None):
+        sampling = sampling or self.sampling
+        if sampling.seed is not None and sampling.seed != self._seed:
+            self._seed = sampling.seed
+            self._rng = random.Random(sampling.seed)
+        out = []
+        for context in contexts:
+            text = self.tokenizer.decode(np.asarray(context)[self.prompt_length :].tolist())
+            previous = tuple(text.split("\n")[:-1])
+            if sampling.greedy:
+                rng = random.Random(f"{self.problem.id}|{previous}")
+                steps = [self._step(previous, rng)] * n
+            else:
+                steps = [self._step(previous, self._rng) for _ in range(n)]
+            group = []
+            for step in steps:
+                ids = np.asarray(self.tokenizer.encode(step), dtype=np.int64)
+                group.append(StepProposal(ids, step, np.zeros(len(ids), dtype=np.float32)))
+            out.append(group)
+        return out
+
+    def _step(self, previous: tuple[str, ...], rng: random.Random) -> str:
+        gold = self.problem.gold_steps
+        depth = len(previous)
+        last = len(gold) - 1
+        on_track = previous == gold[:depth]
+        if depth >= last:
+            if on_track:
+                return gold[last]
+            wrong = int(self.problem.answer) + rng.choice([-2, -1, 1, 2, 10])
+            return f"The answer is \\boxed{{{wrong}}}."
+        if not on_track:
+            return gold[depth]
+        draw = rng.random()
+        if draw < self.p_correct:
+            return gold[depth]
+        match = _EQUATION_RE.match(gold[depth])
+        if match is None:
+            return gold[depth] + " + 1"
+        a, op, b, c = int(match[1]), match[2], int(match[3]), int(match[4])
+        if draw < self.p_correct + self.p_slip:
+            return f"{a} {op} {b} = {c + rng.choice([-2, -1, 1, 2])}"
+        for swap in _SWAPS[op]:
+            value = {"+": a + b, "-": a - b, "*": a * b}.get(swap)
+            if value is not None and value >= 0 and value != c:
+                return f"{a} {swap} {b} = {value}"
+        return f"{a} {op} {b} = {c + 1}"
+
+
+class NoisyCheckerPRM(ProcessRewardModel):
+    """The task's step checker with a fraction of scores flipped and Gaussian noise added.
+
+    The noise of a step is a fixed function of the problem and the step texts, so repeated
+    queries agree. For the arithmetic task the checker does not read the gold answer.
+    """
+
+    name = "noisy"
+
+    def __init__(self, task: Task, flip: float = 0.2, noise: float = 0.1):
+        super().__init__()
+        self.task = task
+        self.flip = flip
+        self.noise = noise
+
+    def _score_batch(self, queries: Sequence[StepQuery]) -> np.ndarray:
+        scores = np.empty(len(queries))
+        for i, query in enumerate(queries):
+            value = self.task.check_step(query.problem, query.previous_steps, query.step)
+            value = 0.5 if value is None else float(value)
+            key = f"{query.problem.id}|{query.previous_steps}|{query.step}".encode()
+            seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+            rng = np.random.default_rng(seed)
+            if rng.random() < self.flip:
+                value = 1.0 - value
+            scores[i] = value + self.noise * rng.standard_normal()
+        return np.clip(scores, 0.0, 1.0)
+
+
+def agent_configs(budget: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(family, agent name, options) of every agent run at ``budget``."""
+    configs: list[tuple[str, str, dict[str, Any]]] = []
+    if budget == 1:
+        configs.append(("greedy", "greedy", {}))
+    configs += [
+        ("best_of_n[min]", "best_of_n", {"n": budget, "score": "min"}),
+        ("best_of_n[last]", "best_of_n", {"n": budget, "score": "last"}),
+        ("self_consistency", "self_consistency", {"n": budget}),
+        ("self_consistency[prm]", "self_consistency", {"n": budget, "weighting": "prm"}),
+    ]
+    if budget >= 2:
+        width = {2: 1, 4: 2, 8: 2, 16: 4}.get(budget, max(1, int(budget**0.5)))
+        configs.append(("beam", "beam", {"beam_width": width, "expansion": budget // width}))
+        configs.append(("mcts", "mcts", {"simulations": budget, "expansion": 4}))
+    return configs
+
+
+def build_task(name: str, args: argparse.Namespace) -> Task:
+    if name == "arithmetic":
+        return make_task(
+            "arithmetic", num_operations=args.num_operations, max_operand=args.max_operand
+        )
+    return make_task("gsm8k", split="test", limit=args.problems)
+
+
+def build_setup(args: argparse.Namespace, task: Task, prm_name: str):
+    """Return (env, policy, sampling, prepare) where prepare(problem) runs before a run."""
+    if prm_name == "oracle":
+        from reasoning_gym.prm.oracle import OraclePRM
+
+        prm: ProcessRewardModel = OraclePRM(task)
+    else:
+        prm = NoisyCheckerPRM(task)
+    if args.policy == "simulated":
+        env = ReasoningEnv(task=task, prm=prm, max_steps=args.max_steps)
+        policy = SimulatedArithmeticPolicy(env.tokenizer, args.p_correct, args.p_slip)
+        sampling = SamplingConfig(temperature=1.0, max_step_tokens=64)
+
+        def prepare(problem: Problem) -> None:
+            policy.set_problem(problem, len(env.prompt_ids(problem)))
+
+    else:
+        from reasoning_gym.models import load_model
+        from reasoning_gym.policies.hf import HFPolicy
+        from reasoning_gym.tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer("smollm2-135m")
+        model = load_model("smollm2-135m", dtype=args.dtype)
+        env = ReasoningEnv(task=task, tokenizer=tokenizer, prm=prm, max_steps=args.max_steps)
+        sampling = SamplingConfig(
+            temperature=args.temperature, top_p=0.95, max_step_tokens=args.max_step_tokens
+        )
+        policy = HFPolicy(model, tokenizer, sampling=sampling)
+
+        def prepare(problem: Problem) -> None:
+            return None
+
+    return env, policy, sampling, prepare
+
+
+def run_setting(args, task_name: str, prm_name: str, out_path: Path, done: set, deadline: float):
+    if time.monotonic() > deadline:
+        return False
+    task = build_task(task_name, args)
+    env, policy, sampling, prepare = build_setup(args, task, prm_name)
+    from tqdm import tqdm
+
+    jobs = [
+        (index, budget, config)
+        for index in range(args.problems)
+        for budget in args.budgets
+        for config in agent_configs(budget)
+        if config[0] in args.agents or config[1] in args.agents
+    ]
+    bar = tqdm(jobs, desc=f"{args.policy}/{task_name}/{prm_name}", leave=False)
+    for index, budget, (family, name, options) in bar:
+        key = (args.policy, task_name, prm_name, family, budget, index)
+        if key in done:
+            continue
+        if time.monotonic() > deadline:
+            logger.warning("time limit reached; stopping before %s", key)
+            return False
+        agent_sampling = sampling if name != "greedy" else None
+        if name == "greedy":
+            agent = make_search_agent(name, policy, max_step_tokens=sampling.max_step_tokens)
+        else:
+            agent = make_search_agent(
+                name, policy, sampling=agent_sampling, seed=args.seed, **options
+            )
+        problem = task.problem(index)
+        prepare(problem)
+        env.prm.clear_cache()
+        record = agent.run(env, {"index": index})
+        row = {
+            "policy": args.policy,
+            "task": task_name,
+            "prm": prm_name,
+            "agent": family,
+            "budget": budget,
+            "problem": index,
+            "correct": record.correct,
+            "answer": record.answer,
+            **record.compute.to_dict(),
+        }
+        with out_path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        done.add(key)
+    return True
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["policy"], row["task"], row["prm"], row["agent"], row["budget"])].append(row)
+    table = []
+    for (policy, task, prm, agent, budget), items in sorted(groups.items()):
+        table.append(
+            {
+                "policy": policy,
+                "task": task,
+                "prm": prm,
+                "agent": agent,
+                "budget": budget,
+                "problems": len(items),
+                "accuracy": float(np.mean([r["correct"] for r in items])),
+                "stderr": float(np.std([r["correct"] for r in items]) / np.sqrt(len(items))),
+                "tokens": float(np.mean([r["generated_tokens"] for r in items])),
+                "policy_calls": float(np.mean([r["policy_calls"] for r in items])),
+                "prm_calls": float(np.mean([r["prm_calls"] for r in items])),
+                "prm_items": float(np.mean([r["prm_items"] for r in items])),
+                "wall_s": float(np.mean([r["wall_time_s"] for r in items])),
+            }
+        )
+    greedy = {(r["policy"], r["task"], r["prm"]): r for r in table if r["agent"] == "greedy"}
+    for row in table:
+        base = greedy.get((row["policy"], row["task"], row["prm"]))
+        row["tokens_vs_greedy"] = (
+            row["tokens"] / base["tokens"] if base and base["tokens"] else None
+        )
+    return table
+
+
+def plot(table: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = sorted({(r["policy"], r["task"], r["prm"]) for r in table})
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4.2), squeeze=False)
+    for ax, setting in zip(axes[0], settings, strict=True):
+        rows = [r for r in table if (r["policy"], r["task"], r["prm"]) == setting]
+        for agent in sorted({r["agent"] for r in rows}):
+            points = sorted((r["tokens"], r["accuracy"]) for r in rows if r["agent"] == agent)
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", label=agent)
+        ax.set_xscale("log")
+        ax.set_xlabel("generated tokens per problem (mean)")
+        ax.set_ylabel("accuracy")
+        problems = max(r["problems"] for r in rows)
+        ax.set_title(f"{setting[0]} / {setting[1]} / PRM {setting[2]} ({problems} problems)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--policy", choices=("simulated", "smollm2"), default="simulated")
+    parser.add_argument(
+        "--tasks", default="arithmetic", help="comma-separated tasks: arithmetic, gsm8k"
+    )
+    parser.add_argument("--prms", default="oracle,noisy", help="comma-separated: oracle, noisy")
+    parser.add_argument("--problems", type=int, default=100, help="problems per task")
+    parser.add_argument(
+        "--budgets", default="1,2,4,8,16", help="comma-separated budgets in samples per problem"
+    )
+    parser.add_argument(
+        "--agents",
+        default="greedy,best_of_n,self_consistency,beam,mcts",
+        help="comma list of agent names or families such as 'best_of_n[min]'",
+    )
+    parser.add_argument("--num-operations", type=int, default=3, help="arithmetic difficulty")
+    parser.add_argument("--max-operand", type=int, default=20, help="arithmetic difficulty")
+    parser.add_argument("--max-steps", type=int, default=6, help="steps per episode")
+    parser.add_argument("--max-step-tokens", type=int, default=40, help="tokens per step")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
+    parser.add_argument("--dtype", default="float32", help="SmolLM2 weights dtype")
+    parser.add_argument(
+        "--p-correct", type=float, default=0.7, help="simulated policy: P(gold step)"
+    )
+    parser.add_argument(
+        "--p-slip", type=float, default=0.15, help="simulated policy: P(arithmetic slip)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base sampling seed")
+    parser.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=1500.0,
+        help="seconds after which no new agent run starts (the running one finishes)",
+    )
+    args = parser.parse_args(argv)
+    args.budgets = [int(b) for b in args.budgets.split(",")]
+    args.agents = set(args.agents.split(","))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.ERROR)
+    args = parse_args(argv)
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    name = f"search_scaling_{args.policy}"
+    out_path = RESULTS_DIR / f"{name}.jsonl"
+    rows = []
+    if out_path.exists():
+        rows = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
+    done = {(r["policy"], r["task"], r["prm"], r["agent"], r["budget"], r["problem"]) for r in rows}
+
+    deadline = time.monotonic() + args.time_limit_s
+    start = time.perf_counter()
+    finished = True
+    for task_name in args.tasks.split(","):
+        for prm_name in args.prms.split(","):
+            finished &= run_setting(args, task_name, prm_name, out_path, done, deadline)
+
+    rows = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
+    table = summarize(rows)
+    plot(table, RESULTS_DIR / f"{name}.png")
+    notes = (
+        f"Seed {args.seed}; arithmetic num_operations={args.num_operations}, "
+        f"max_operand={args.max_operand}; max_steps={args.max_steps}. "
+        f"Run {'completed' if finished else 'stopped at the time limit'} after "
+        f"{time.perf_counter() - start:.0f} s. tokens_vs_greedy is the token budget as a "
+        "ratio to greedy decoding in the same run."
+    )
+    write_results(
+        name, table, meta={"args": {k: str(v) for k, v in vars(args).items()}}, notes=notes
+    )
+    for row in table:
+        print(
+            f"{row['prm']:>6} {row['agent']:<22} N={row['budget']:<3} acc={row['accuracy']:.3f} "
+            f"tokens={row['tokens']:.0f} ({row['problems']} problems)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
