@@ -36,3 +36,11 @@ def hf_tokenizer_plain():
     from reasoning_gym.testing import tiny_tokenizer
 
     return tiny_tokenizer(chat_template=False)
+
+
+def pytest_configure(config):
+    # Tiny models run fastest on one thread; two threads on two shared cores made a
+    # small linear layer about 30x slower on the CI machine.
+    import torch
+
+    torch.set_num_threads(1)

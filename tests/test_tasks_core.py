@@ -95,7 +95,10 @@ def test_arithmetic_check_step_cases():
     assert task.check_step(problem, ("10 * 8 = 80",), "6 + 80 = 86") == 1.0
     assert task.check_step(problem, ("10 * 8 = 81",), "6 + 81 = 87") == 0.0
     assert task.check_step(problem, (), "Lena starts with 6 shells.") == 1.0
-    assert task.check_step(problem, (), "The answer is \\boxed{6}.") == 1.0
+    # A known number that is not the gold answer is a wrong final step.
+    assert task.check_step(problem, (), "The answer is \\boxed{6}.") == 0.0
+    gold = problem.answer
+    assert task.check_step(problem, (), f"The answer is \\boxed{{{gold}}}.") == 1.0
     assert task.check_step(problem, (), "\\boxed{x}") == 0.0
 
 

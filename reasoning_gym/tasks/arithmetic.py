@@ -107,10 +107,12 @@ class ArithmeticTask(Task):
 
         Known numbers are those in the question and the results of equations in earlier
         steps (and earlier in the same step). The score is 0.0 when an equation is
-        false, or when a number left of its last ``=`` is not known. A step without
-        equations is checked by its numbers: its final answer (or, when it states none,
-        every number in it) must be known. A step with no numbers at all scores 1.0
-        because filler is not wrong; ``max_steps`` of the environment bounds it.
+        false, or when a number left of its last ``=`` is not known. A final-answer step
+        scores 1.0 only when its answer equals the gold answer, since a wrong final
+        answer is a wrong step. Another step without equations must mention only known
+        numbers. A step with no numbers at all scores 1.0 because filler is not wrong;
+        ``max_steps`` of the environment bounds it, and a process-only reward can
+        still pay for it (use ``process+outcome`` to rule that out).
 
         The checker catches calculation errors and made-up numbers, not a wrong plan:
         ``3 + 7 = 10`` scores 1.0 even if the question needs ``3 * 7``.
@@ -131,7 +133,7 @@ class ArithmeticTask(Task):
 
         if answer is not None:
             value = parse_number(normalize_answer(answer))
-            return 1.0 if value is not None and value in known else 0.0
+            return 1.0 if value is not None and value == parse_number(problem.answer) else 0.0
         if equations:
             return 1.0
         return 1.0 if all(number in known for number in extract_numbers(text)) else 0.0
