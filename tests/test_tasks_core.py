@@ -88,13 +88,13 @@ def test_arithmetic_check_step_cases():
     problem = task.problem(12)
     # Lena has 6 shells. Then Lena buys 10 boxes with 8 shells in each box. ...
     assert problem.question.startswith("Lena has 6 shells.")
-    assert task.check_step(problem, (), "Let me think about this.") == 1.0
+    assert task.check_step(problem, (), "Let me think about this.") == 0.0  # no progress
     assert task.check_step(problem, (), "Step 1: 10 * 8 = 80") == 1.0
     assert task.check_step(problem, (), "10 x 8 = 80 shells, then 6 + 80 = 86") == 1.0
     assert task.check_step(problem, (), "6 + 80 = 86") == 0.0
     assert task.check_step(problem, ("10 * 8 = 80",), "6 + 80 = 86") == 1.0
     assert task.check_step(problem, ("10 * 8 = 81",), "6 + 81 = 87") == 0.0
-    assert task.check_step(problem, (), "Lena starts with 6 shells.") == 1.0
+    assert task.check_step(problem, (), "Lena starts with 6 shells.") == 0.0
     # A known number that is not the gold answer is a wrong final step.
     assert task.check_step(problem, (), "The answer is \\boxed{6}.") == 0.0
     gold = problem.answer

@@ -9,16 +9,13 @@ from reasoning_gym.prm.base import (
 )
 
 
-def make_prm(spec, task=None, **kwargs):
-    """Build a PRM from a name, an instance or a callable; see ``registry.make_prm``."""
-    from reasoning_gym.prm.registry import make_prm as _make_prm
-
-    return _make_prm(spec, task=task, **kwargs)
+from reasoning_gym.prm.registry import PRM_FACTORIES, make_prm
 
 
 __all__ = [
     "AGGREGATIONS",
     "CallablePRM",
+    "PRM_FACTORIES",
     "ProcessRewardModel",
     "StepQuery",
     "aggregate",

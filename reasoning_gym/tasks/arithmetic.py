@@ -103,16 +103,16 @@ class ArithmeticTask(Task):
         )
 
     def check_step(self, problem: Problem, previous_steps: Sequence[str], step: str) -> float:
-        """Score a step 1.0 when its arithmetic is right and uses only known numbers.
+        """Score a step 1.0 when it makes correct progress, else 0.0.
 
         Known numbers are those in the question and the results of equations in earlier
-        steps (and earlier in the same step). The score is 0.0 when an equation is
-        false, or when a number left of its last ``=`` is not known. A final-answer step
-        scores 1.0 only when its answer equals the gold answer, since a wrong final
-        answer is a wrong step. Another step without equations must mention only known
-        numbers. A step with no numbers at all scores 1.0 because filler is not wrong;
-        ``max_steps`` of the environment bounds it, and a process-only reward can
-        still pay for it (use ``process+outcome`` to rule that out).
+        steps (and earlier in the same step). A step scores 1.0 when it states at least
+        one equation, every equation is true and every number left of its last ``=`` is
+        known; or when it is a final answer equal to the gold answer. Everything else
+        scores 0.0: a false equation, a made-up number, a wrong final answer, and also
+        a step without an equation or answer (filler or a restatement). Filler is not
+        wrong, but scoring it 1.0 let process rewards pay more for stalling than for
+        solving, and PPO learned to stall.
 
         The checker catches calculation errors and made-up numbers, not a wrong plan:
         ``3 + 7 = 10`` scores 1.0 even if the question needs ``3 * 7``.
@@ -134,9 +134,7 @@ class ArithmeticTask(Task):
         if answer is not None:
             value = parse_number(normalize_answer(answer))
             return 1.0 if value is not None and value == parse_number(problem.answer) else 0.0
-        if equations:
-            return 1.0
-        return 1.0 if all(number in known for number in extract_numbers(text)) else 0.0
+        return 1.0 if equations else 0.0
 
 
 def _equation_results(text: str) -> Iterable[Fraction]:

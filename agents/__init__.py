@@ -1,0 +1,1 @@
+"""Agents built on reasoning_gym: search agents and RL trainers."""

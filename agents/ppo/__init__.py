@@ -1,0 +1,1 @@
+"""Step-level PPO for reasoning environments, driven by process rewards."""

@@ -1,0 +1,138 @@
+"""`reasoning-gym train grpo-process`: process-supervised GRPO of a causal LM.
+
+Example::
+
+    reasoning-gym train grpo-process --env Reasoning-Arithmetic-v0 --model smollm2-135m \\
+        --step-prm oracle --group-size 4 --updates 50 --output-dir runs/grpo-process
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from typing import Any
+
+# (flag, GRPOProcessConfig field, type, help). Defaults come from GRPOProcessConfig.
+_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--env", "env_id", str, "task name or environment id, e.g. Reasoning-Arithmetic-v0"),
+    ("--model", "model", str, "actor model: short name, local folder or hub id"),
+    ("--step-prm", "step_prm", str, "PRM that scores each step: oracle, learned:PATH, mc:K"),
+    ("--reward-source", "reward_source", str, "process, outcome or process+outcome"),
+    ("--process-weight", "process_weight", float, "weight of the PRM score in a step reward"),
+    ("--max-steps", "max_steps", int, "steps per episode before truncation"),
+    ("--max-step-tokens", "max_step_tokens", int, "maximum tokens generated per step"),
+    ("--max-context-tokens", "max_context_tokens", int, "context length that truncates"),
+    ("--updates", "num_updates", int, "number of GRPO updates"),
+    ("--episodes-per-update", "episodes_per_update", int, "episodes per rollout"),
+    ("--group-size", "samples_per_problem", int, "solutions sampled per problem (G)"),
+    ("--temperature", "temperature", float, "sampling temperature of rollouts"),
+    ("--lr", "learning_rate", float, "AdamW learning rate"),
+    ("--epochs", "update_epochs", int, "passes over each rollout batch"),
+    ("--minibatches", "num_minibatches", int, "minibatches per epoch"),
+    ("--grad-accum", "grad_accum_steps", int, "micro-batches per minibatch"),
+    ("--max-grad-norm", "max_grad_norm", float, "gradient-norm clipping threshold"),
+    ("--clip-coef", "clip_coef", float, "ratio clipping epsilon"),
+    ("--ent-coef", "ent_coef", float, "entropy bonus weight"),
+    ("--kl-coef", "kl_coef", float, "weight of the KL to the reference model in the loss"),
+    ("--kl-estimator", "kl_estimator", str, "k1 or k3"),
+    ("--advantage-eps", "advantage_eps", float, "group std below which advantages are 0"),
+    ("--reward-clip", "reward_clip", float, "finite rewards are clipped to [-c, c]"),
+    ("--nonfinite-reward", "nonfinite_reward", str, "clip (exclude NaN) or skip_batch"),
+    ("--dtype", "dtype", str, "float32, bfloat16 or float16"),
+    ("--device", "device", str, "torch device, e.g. cpu or cuda"),
+    ("--seed", "seed", int, "seed of sampling, shuffling and problem choice"),
+    ("--output-dir", "output_dir", str, "folder of metrics, logs and checkpoints"),
+    ("--checkpoint-every", "checkpoint_every", int, "updates between checkpoints (0: none)"),
+    ("--eval-every", "eval_every", int, "updates between greedy evaluations (0: none)"),
+    ("--eval-problems", "eval_problems", int, "held-out problems per evaluation"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `train grpo-process` to ``parser``."""
+    from agents.grpo_process.config import GRPOProcessConfig
+
+    defaults = GRPOProcessConfig()
+    for flag, name, kind, help_text in _OPTIONS:
+        default = getattr(defaults, name)
+        parser.add_argument(
+            flag, dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
+        )
+    parser.add_argument("--lora", dest="use_lora", action="store_true", help="train LoRA adapters")
+    parser.add_argument(
+        "--task-kwargs",
+        default="{}",
+        help="task options as JSON, e.g. '{\"num_operations\": 2}' (default: {})",
+    )
+    parser.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="ignore existing checkpoints"
+    )
+    parser.add_argument(
+        "--no-tensorboard", dest="tensorboard", action="store_false", help="skip TensorBoard logs"
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress_bar", action="store_false", help="hide the progress bar"
+    )
+    parser.add_argument(
+        "--save-model", default=None, help="folder to save the trained actor into at the end"
+    )
+
+
+def parse_task_kwargs(text: str) -> dict[str, Any]:
+    """Parse ``--task-kwargs``; raise ValueError unless it is a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--task-kwargs {text!r} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"--task-kwargs must be a JSON object, got {text!r}")
+    return value
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """Build the GRPOProcessConfig described by parsed arguments."""
+    from agents.grpo_process.config import GRPOProcessConfig
+
+    values = {name: getattr(args, name) for _, name, _, _ in _OPTIONS}
+    if values["step_prm"] in ("none", "None"):
+        values["step_prm"] = None
+    return GRPOProcessConfig(
+        **values,
+        use_lora=args.use_lora,
+        task_kwargs=parse_task_kwargs(args.task_kwargs),
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        progress_bar=args.progress_bar,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print a summary; returns the process exit status."""
+    from agents.grpo_process.trainer import GRPOProcessTrainer
+    from reasoning_gym.errors import ReasoningGymError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        trainer = GRPOProcessTrainer(config)
+    except (ValueError, TypeError, ReasoningGymError) as exc:
+        print(f"error: {exc}")
+        return 2
+    history = trainer.train()
+    if args.save_model:
+        trainer.save_model(args.save_model)
+        print(f"saved the actor to {args.save_model}")
+    if history:
+        last = history[-1]
+        print(
+            f"finished update {trainer.update}/{config.num_updates}: "
+            f"rollout correct rate {last.get('rollout/correct_rate', math.nan):.3f}, "
+            f"degenerate groups {last.get('rollout/degenerate_groups', math.nan):.2f}, "
+            f"non-finite rewards {last.get('rollout/nonfinite_rewards', 0):.0f}"
+        )
+    else:
+        print(f"nothing to do: the run in {config.output_dir} is at update {trainer.update}")
+    print(f"metrics: {trainer.output_dir / 'grpo_metrics.jsonl'}")
+    return 0
