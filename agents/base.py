@@ -485,8 +485,6 @@ class SearchAgent:
                 prm.name,
             )
         sampling = self.sampling or self.policy.sampling
-        # NOTE: HFPolicy reseeds only when the seed differs from its last one, so two runs
-        # in a row on the same problem continue one random stream instead of repeating it.
         seed = problem_seed(self.seed, env.problem.id)
         if seed is not None:
             sampling = SamplingConfig(

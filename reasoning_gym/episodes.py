@@ -42,6 +42,7 @@ class EpisodeRecord:
         wall_time_s: Wall-clock time of the episode in seconds.
         terminated: Whether the episode ended with a final answer.
         truncated: Whether it hit ``max_steps`` or the context limit.
+        compute: Search agents' compute (policy calls, PRM calls, ...); empty otherwise.
     """
 
     index: int | None
@@ -59,6 +60,7 @@ class EpisodeRecord:
     wall_time_s: float = 0.0
     terminated: bool = False
     truncated: bool = False
+    compute: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict; ``episode_return`` is stored as ``"return"``."""
@@ -205,4 +207,17 @@ def summarize(records: list[EpisodeRecord]) -> dict[str, float]:
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
         "wall_time_s": seconds,
         "terminated_fraction": sum(record.terminated for record in records) / count,
+        **_mean_compute(records),
+    }
+
+
+def _mean_compute(records: list[EpisodeRecord]) -> dict[str, float]:
+    """Mean per-problem compute of search agents (``mean_policy_calls``, ...)."""
+    with_compute = [record.compute for record in records if record.compute]
+    if not with_compute:
+        return {}
+    keys = ("policy_calls", "prm_calls", "prm_items")
+    return {
+        f"mean_{key}": sum(float(c.get(key, 0.0)) for c in with_compute) / len(with_compute)
+        for key in keys
     }

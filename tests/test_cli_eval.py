@@ -210,3 +210,36 @@ def test_play_stops_at_end_of_input(monkeypatch, capsys):
     monkeypatch.setattr("builtins.input", end_of_input)
     assert play_cmd.run(parse(play_cmd, ["--index", "1"])) == 0
     assert "input ended" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("agent", "options"),
+    [
+        ("best_of_n", ["--n", "2", "--score", "min"]),
+        ("self_consistency", ["--n", "2"]),
+        ("beam", ["--beam-width", "2", "--expansion", "2"]),
+        ("mcts", ["--simulations", "3", "--expansion", "2", "--c-puct", "1.5"]),
+    ],
+)
+def test_eval_search_agents(tmp_path, tiny_model_dir, agent, options):
+    out = tmp_path / agent
+    argv = eval_argv(tiny_model_dir, out, "--limit", "2", *options)
+    argv[argv.index("greedy")] = agent
+    assert eval_cmd.run(parse(eval_cmd, argv)) == 0
+
+    records = read_episodes(out / "episodes.jsonl")
+    assert [r.index for r in records] == [0, 1]
+    for record in records:
+        assert record.compute["policy_calls"] >= 1
+        assert record.generated_tokens == record.compute["generated_tokens"]
+        assert 1 <= record.num_steps <= 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mean_policy_calls"] >= 1
+    assert summary["agent_options"]  # the typed options were recorded
+
+
+def test_eval_rejects_option_of_other_agent(tmp_path, tiny_model_dir):
+    argv = eval_argv(tiny_model_dir, tmp_path / "x", "--limit", "1", "--simulations", "4")
+    argv[argv.index("greedy")] = "beam"
+    with pytest.raises(ValueError, match="does not take --simulations"):
+        eval_cmd.run(parse(eval_cmd, argv))

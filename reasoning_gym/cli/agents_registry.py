@@ -34,6 +34,7 @@ class AgentContext:
         top_p: Nucleus-sampling mass for sampling agents.
         max_step_tokens: Maximum tokens per generated step.
         options: Agent-specific settings from ``--agent-arg KEY=VALUE`` (values are text).
+        search_options: Typed settings of a search agent (``--n``, ``--beam-width``, ...).
     """
 
     env: Any
@@ -46,6 +47,7 @@ class AgentContext:
     top_p: float = 1.0
     max_step_tokens: int = 128
     options: dict[str, str] = field(default_factory=dict)
+    search_options: dict[str, Any] = field(default_factory=dict)
     _policy: StepPolicy | None = field(default=None, repr=False)
 
     def sampling(self, greedy: bool) -> SamplingConfig:
@@ -121,10 +123,31 @@ def _random(context: AgentContext) -> EpisodeRunner:
     return _policy_runner(RandomPolicy(context.tokenizer, seed=context.seed))
 
 
-#: Agent name -> spec. Other modules add entries here (best_of_n, beam, mcts, ...).
+def _search(name: str) -> Callable[[AgentContext], EpisodeRunner]:
+    def factory(context: AgentContext) -> EpisodeRunner:
+        from reasoning_gym.cli.search_agents import make_search_runner
+
+        return make_search_runner(name, context)
+
+    return factory
+
+
+#: Agent name -> spec.
 AGENTS: dict[str, AgentSpec] = {
     "greedy": AgentSpec(_greedy, True, "one greedy-decoded step at a time"),
     "sample": AgentSpec(_sample, True, "one sampled step at a time (--temperature, --top-p)"),
     "oracle": AgentSpec(_oracle, False, "replays the gold steps (an upper bound; reads gold)"),
     "random": AgentSpec(_random, False, "random digit/operator steps (smoke tests)"),
+    "best_of_n": AgentSpec(
+        _search("best_of_n"), True, "N solutions, the best by PRM aggregate (--n, --score)"
+    ),
+    "self_consistency": AgentSpec(
+        _search("self_consistency"), True, "N solutions, majority vote (--n, --weighting)"
+    ),
+    "beam": AgentSpec(
+        _search("beam"), True, "step-level PRM beam search (--beam-width, --expansion)"
+    ),
+    "mcts": AgentSpec(
+        _search("mcts"), True, "MCTS over steps with PUCT (--simulations, --c-puct, --rollout)"
+    ),
 }

@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail instead of downloading a short-named model that is not cached",
     )
+    from reasoning_gym.cli.search_agents import add_search_arguments
+
+    add_search_arguments(parser)
 
 
 def _parse_agent_args(pairs: list[str]) -> dict[str, str]:
@@ -174,6 +177,9 @@ def run(args: argparse.Namespace) -> int:
         raise UnknownNameError("agent", args.agent, AGENTS)
     spec = AGENTS[args.agent]
     options = _parse_agent_args(args.agent_arg)
+    from reasoning_gym.cli.search_agents import search_options
+
+    typed_options = search_options(args, args.agent)
 
     model = args.model or (DEFAULT_MODEL if spec.needs_model else None)
     if model is not None:
@@ -213,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         max_step_tokens=args.max_step_tokens,
         options=options,
+        search_options=typed_options,
     )
     runner = spec.factory(context)
 
@@ -240,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         offset=args.offset,
         limit=args.limit,
         complete=not interrupted and len(records) == len(indices),
-        agent_options=options,
+        agent_options={**options, **typed_options},
     )
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from reasoning_gym.cli.dispatch import add_lazy_subcommands, run_chosen
+from reasoning_gym.errors import ReasoningGymError
 
 #: Subcommand -> (module, help). Each module has add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ReasoningGymError, ValueError, FileNotFoundError) as error:
+        # Bad input from the user: print the message (it names the value and the fix).
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -85,5 +85,5 @@ class StepPolicy(abc.ABC):
             ``len(contexts)`` lists of ``n`` proposals each.
         """
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Forget per-episode caches (called by agents between episodes)."""

@@ -200,9 +200,14 @@ class HFPolicy(StepPolicy):
         return sum(getattr(parameter, "_version", 0) for parameter in self.model.parameters())
 
     def reset(self) -> None:
-        """Drop the key/value cache (call between episodes)."""
+        """Drop the key/value cache and the sampling seed (call between episodes).
+
+        Forgetting the seed makes the next call with ``SamplingConfig.seed`` reseed the
+        generator, so two episodes with the same seed draw the same samples.
+        """
         self._cache = None
         self._cache_ids = np.zeros(0, dtype=np.int64)
+        self._generator_seed = None
 
     # ------------------------------------------------------------------ public API
 
@@ -263,12 +268,12 @@ class HFPolicy(StepPolicy):
             return np.zeros(0, dtype=np.float32)
         full = np.concatenate([context, token_ids])
         with torch.inference_mode():
-            input_ids = torch.as_tensor(full, device=self.device).unsqueeze(0)  # (1, T)
+            input_ids = torch.tensor(full, device=self.device).unsqueeze(0)  # (1, T)
             logits = self.model(input_ids=input_ids, use_cache=False).logits[0]  # (T, V)
             start = len(context) - 1
             step_logits = logits[start : start + len(token_ids)].float()  # (L, V)
             logprobs = torch.log_softmax(step_logits, dim=-1)
-            chosen = logprobs.gather(1, torch.as_tensor(token_ids, device=self.device)[:, None])
+            chosen = logprobs.gather(1, torch.tensor(token_ids, device=self.device)[:, None])
         return chosen.squeeze(1).cpu().numpy().astype(np.float32)
 
     # ------------------------------------------------------------------ prefill
@@ -307,7 +312,7 @@ class HFPolicy(StepPolicy):
         self.reused_tokens += common
         self.prefill_tokens += len(prefix) - common
         if len(prefix) > common:
-            new_ids = torch.as_tensor(prefix[common:], device=self.device).unsqueeze(0)  # (1, T)
+            new_ids = torch.tensor(prefix[common:], device=self.device).unsqueeze(0)  # (1, T)
             positions = torch.arange(common, len(prefix), device=self.device).unsqueeze(0)
             mask = torch.ones(1, len(prefix), dtype=torch.long, device=self.device)  # (1, S)
             self._forward(new_ids, mask, positions, self._cache, logits_to_keep=1)
@@ -333,7 +338,7 @@ class HFPolicy(StepPolicy):
         mask[:, :shared] = 1
         for index, suffix in enumerate(suffixes):
             rows = slice(index * n, (index + 1) * n)
-            input_ids[rows, width - len(suffix) :] = torch.as_tensor(suffix)
+            input_ids[rows, width - len(suffix) :] = torch.tensor(suffix)
             mask[rows, shared + width - len(suffix) :] = 1
         input_ids = input_ids.to(self.device)
         mask = mask.to(self.device)
@@ -365,7 +370,7 @@ class HFPolicy(StepPolicy):
         self.reused_tokens += common
         self.prefill_tokens += len(context) - common
 
-        new_ids = torch.as_tensor(context[common:], device=self.device).unsqueeze(0)  # (1, T)
+        new_ids = torch.tensor(context[common:], device=self.device).unsqueeze(0)  # (1, T)
         positions = torch.arange(common, len(context), device=self.device).unsqueeze(0)
         mask = torch.ones(1, len(context), dtype=torch.long, device=self.device)  # (1, S)
         output = self._forward(new_ids, mask, positions, self._cache, logits_to_keep=1)
@@ -389,7 +394,7 @@ class HFPolicy(StepPolicy):
         mask = torch.zeros((batch, width), dtype=torch.long)  # (B*n, T)
         for index, context in enumerate(contexts):
             rows = slice(index * n, (index + 1) * n)
-            input_ids[rows, width - len(context) :] = torch.as_tensor(context)
+            input_ids[rows, width - len(context) :] = torch.tensor(context)
             mask[rows, width - len(context) :] = 1
         input_ids = input_ids.to(self.device)
         mask = mask.to(self.device)
@@ -471,7 +476,7 @@ class HFPolicy(StepPolicy):
             )  # (R, 1)
             mask = torch.cat([mask, next_mask], dim=1)  # (R, S+1)
             positions = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)  # (R, 1)
-            input_ids = torch.as_tensor(next_ids, device=self.device).unsqueeze(1)  # (R, 1)
+            input_ids = torch.tensor(next_ids, device=self.device).unsqueeze(1)  # (R, 1)
             output = self._forward(input_ids, mask, positions, cache)
             logits = output.logits[:, -1, :]
             if cache is self._cache:
