@@ -183,3 +183,34 @@ def test_env_spec_forms():
     assert env.task.name == "arithmetic"
     assert env.max_steps == 3
     assert build_env(make_sum_env).task.name == "rollout-sum"
+
+
+def test_eval_cli_ray_backend(ray_instance, tmp_path):
+    import argparse
+    import json
+
+    from reasoning_gym.cli import eval_cmd
+    from reasoning_gym.episodes import read_episodes
+
+    def run_eval(agent: str, out) -> list:
+        parser = argparse.ArgumentParser()
+        eval_cmd.add_arguments(parser)
+        argv = ["--agent", agent, "--limit", "3", "--max-steps", "4", "--out", str(out)]
+        args = parser.parse_args([*argv, "--backend", "ray", "--num-workers", "2"])
+        assert eval_cmd.run(args) == 0
+        return read_episodes(out / "episodes.jsonl")
+
+    oracle = run_eval("oracle", tmp_path / "oracle")
+    assert [record.index for record in oracle] == [0, 1, 2]
+    assert all(record.correct for record in oracle)
+    summary = json.loads((tmp_path / "oracle" / "summary.json").read_text())
+    assert summary["accuracy"] == 1.0
+
+    random_records = run_eval("random", tmp_path / "random")
+    local = collect_rollouts(
+        {"env_id": "Reasoning-v0", "max_steps": 4, "max_step_tokens": 128, "prm": "auto"},
+        {"name": "random"},
+        [0, 1, 2],
+        backend="local",
+    )
+    assert [record.steps for record in random_records] == [row["steps"] for row in local]

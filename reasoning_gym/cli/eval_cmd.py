@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail instead of downloading a short-named model that is not cached",
     )
     from reasoning_gym.cli.search_agents import add_search_arguments
+    from reasoning_gym.distributed import add_backend_arguments
 
     add_search_arguments(parser)
+    add_backend_arguments(parser)
 
 
 def _parse_agent_args(pairs: list[str]) -> dict[str, str]:
@@ -158,6 +161,72 @@ def _print_table(summary: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {value}")
 
 
+#: Agents that run as one policy per episode, which the Ray backend can distribute.
+RAY_AGENTS = ("greedy", "sample", "random", "oracle")
+
+
+def _ray_runner(
+    args: argparse.Namespace,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    model: str | None,
+    indices: list[int],
+) -> Any:
+    """Run every episode of ``indices`` on Ray now; return a runner that reads the results.
+
+    Each Ray actor builds its own environment and policy from picklable specs, so the
+    records equal the local backend's for the same seed.
+    """
+    from reasoning_gym.distributed import backend_kwargs, collect_rollouts
+    from reasoning_gym.episodes import EpisodeRecord
+    from reasoning_gym.policies.base import SamplingConfig
+
+    if args.agent not in RAY_AGENTS:
+        raise ValueError(
+            f"--backend ray runs the agents {', '.join(RAY_AGENTS)}, not {args.agent!r}; "
+            "run search agents with --backend local"
+        )
+    env_spec = {**env_kwargs, "env_id": env_id, "tokenizer": model or "byte"}
+    if model is None:
+        policy_spec: dict[str, Any] = {"name": args.agent}
+    else:
+        sampling = SamplingConfig(
+            temperature=0.0 if args.agent == "greedy" else args.temperature,
+            top_p=args.top_p,
+            max_step_tokens=args.max_step_tokens,
+            seed=args.seed,
+        )
+        policy_spec = {"name": f"hf:{model}", "sampling": sampling, "dtype": args.dtype}
+    start = time.perf_counter()
+    rows = collect_rollouts(
+        env_spec, policy_spec, indices, seed=args.seed, progress=True, **backend_kwargs(args)
+    )
+    seconds_per_episode = (time.perf_counter() - start) / max(len(rows), 1)
+    by_index = {row["problem_index"]: row for row in rows}
+
+    def runner(env: Any, index: int) -> EpisodeRecord:
+        row = by_index[index]
+        return EpisodeRecord(
+            index=index,
+            problem_id=row["problem_id"],
+            question=env.unwrapped.task.problem(index).question,
+            steps=row["steps"],
+            step_rewards=row["rewards"],
+            prm_scores=row["prm_scores"],
+            answer=row["answer"],
+            gold=row["gold_answer"],
+            correct=row["correct"],
+            episode_return=row["return"],
+            num_steps=row["num_steps"],
+            generated_tokens=sum(len(ids) for ids in row["step_ids"]),
+            wall_time_s=seconds_per_episode,
+            terminated=row["terminated"],
+            truncated=row["truncated"],
+        )
+
+    return runner
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``; returns the exit status."""
     import gymnasium as gym
@@ -221,7 +290,10 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         search_options=typed_options,
     )
-    runner = spec.factory(context)
+    if args.backend == "ray":
+        runner = _ray_runner(args, env_id, env_kwargs, model, todo)
+    else:
+        runner = spec.factory(context)
 
     interrupted = False
     with JsonlWriter(episodes_path) as writer:
