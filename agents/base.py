@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from reasoning_gym.policies.base import SamplingConfig, StepPolicy, StepProposal
-from reasoning_gym.prm.base import AGGREGATIONS, ProcessRewardModel, StepQuery, aggregate
+from reasoning_gym.prm.base import AGGREGATIONS, ProcessRewardModel, aggregate
 from reasoning_gym.state import ReasoningState
 
 logger = logging.getLogger(__name__)
@@ -352,17 +352,7 @@ class SearchContext:
         valid = [i for i, pending in enumerate(pendings) if not pending.invalid]
         if not valid:
             return scores
-        queries = [
-            StepQuery(
-                problem=pendings[i].state.problem,
-                previous_steps=pendings[i].state.step_texts,
-                step=pendings[i].text,
-                context_ids=pendings[i].state.ids,
-                step_ids=pendings[i].ids,
-            )
-            for i in valid
-        ]
-        values = self.prm.score(queries)
+        values = self.prm.score([pendings[i].query() for i in valid])
         for i, value in zip(valid, values, strict=True):
             scores[i] = float(value)
         return scores

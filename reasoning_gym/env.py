@@ -50,6 +50,16 @@ class PendingStep:
     step_truncated: bool
     context_full: bool  # the step filled the context up to max_context_tokens
 
+    def query(self) -> StepQuery:
+        """Return the PRM query of this step: the state before it, its text and its ids."""
+        return StepQuery(
+            problem=self.state.problem,
+            previous_steps=self.state.step_texts,
+            step=self.text,
+            context_ids=self.state.ids,
+            step_ids=self.ids,
+        )
+
 
 class ReasoningEnv(gym.Env[np.ndarray, Any]):
     """Gymnasium environment in which each step appends one reasoning step.
@@ -249,17 +259,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         wanted = [i for i, p in enumerate(pendings) if not p.invalid]
         if not wanted:
             return scores
-        queries = [
-            StepQuery(
-                problem=pendings[i].state.problem,
-                previous_steps=pendings[i].state.step_texts,
-                step=pendings[i].text,
-                context_ids=pendings[i].state.ids,
-                step_ids=pendings[i].ids,
-            )
-            for i in wanted
-        ]
-        values = self.prm.score(queries)
+        values = self.prm.score([pendings[i].query() for i in wanted])
         for i, value in zip(wanted, values):
             scores[i] = float(value)
         return scores
