@@ -411,8 +411,8 @@ def notes_text(args: argparse.Namespace, params: int, wall: float, rows: list[di
     return f"""Setup: task `{args.task}` with {args.task_kwargs}, a shortened one-line instruction,
 byte tokenizer. Model: Llama, {params / 1e6:.2f}M parameters ({args.num_layers} layers, hidden
 {args.hidden_size}), built from a config. The brief asked for a few million parameters; on
-this machine (2 cores shared with other jobs, load average about 15) that did not fit the
-time budget, so the model was shrunk. Warm start: supervised training on gold solutions until
+this machine (2 CPU cores, often shared with other jobs) that did not fit the time
+budget, so the model was shrunk. Warm start: supervised training on gold solutions until
 the greedy accuracy on {args.sft_eval_problems} validation problems reaches {args.sft_target}
 (`sft_*` fields in the JSON rows). One warm start is shared by every seed and arm. PPO:
 {args.updates} updates of {args.episodes} episodes, {args.epochs} epochs, {args.minibatches}
@@ -426,13 +426,9 @@ problems (indices from {TEST_OFFSET}), so one problem changes accuracy by
 `last_rollout_*`: sampled training episodes of the last update (mean env return, share
 truncated at max_steps={args.max_steps} without a final answer).
 
-The arithmetic oracle scores a step without numbers 1.0 ("filler is not wrong"), so under
-`process+outcome` an episode of {args.max_steps} filler steps earns {args.max_steps}.0, more than a
-correct two-step solution (3.0). A rising return with falling accuracy and a truncated share
-near 1 is this reward hack, not a training bug. Under `potential` the shaping terms add up
-to Phi(s_N) - Phi(s_0) plus the verifier score, and only a terminal state has Phi = 0: a
-filler episode cut at max_steps keeps Phi(s_N) = 1.0. That equals a correct solution, whose
-shaping terms cancel and which earns 1.0 from the verifier, and beats a wrong one (0).
+The arithmetic oracle scores a step 1.0 only for a true equation on known numbers or the
+right final answer; filler and restatements score 0.0. An earlier version scored filler
+1.0, and PPO then learned to stall: 4 filler steps earned more than a correct solution.
 
 Measured time: warm start {warm_seconds:.0f} s, PPO runs {ppo_seconds:.0f} s in total
 ({(warm_seconds + ppo_seconds) / 60:.1f} min); this call took {wall / 60:.1f} min because runs

@@ -65,10 +65,8 @@ NAME = "self_reinforced"
 ARMS = ("outcome", "process-oracle", "process-learned")
 TEST_OFFSET = 1_000_000
 PROCESS_ONLY_NOTE = (
-    "The arithmetic step checker scores filler steps without numbers 1.0 and a final answer "
-    "1.0 whenever its number appears in the question or an earlier result; it does not "
-    "compare the answer with the gold one. A process-only reward therefore pays for steps "
-    "that never reach the right answer. "
+    "A process-only reward pays each step that the PRM accepts and nothing for finishing, "
+    "so a policy can gain by taking many accepted steps before answering. "
 )
 TRAIN_OFFSET = 0
 ROUND_STRIDE = 100_000
