@@ -211,6 +211,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
             buffer=TokenBuffer(prompt),
             length=len(prompt),
             last_step=None,
+            task_name=self.task.name,
         )
         self._last_outcome = {}
         info = {
@@ -312,6 +313,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
             terminated=terminated,
             truncated=truncated,
             potential=potential_after(self.reward_config, step_outcome),
+            task_name=state.task_name,
         )
         info: dict[str, Any] = {
             "step": index,
@@ -349,6 +351,12 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         """Restore a snapshot taken by ``get_state`` (of this or an equally configured env)."""
         if not isinstance(state, ReasoningState):
             raise TypeError(f"set_state expects a ReasoningState from get_state(), got {state!r}")
+        if state.task_name != self.task.name:
+            raise ValueError(
+                f"the snapshot comes from an environment of task {state.task_name!r}, but this "
+                f"environment runs task {self.task.name!r}; restore it into an environment "
+                "made with the same task"
+            )
         self._state = state
 
     # ------------------------------------------------------------------ rendering

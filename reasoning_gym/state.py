@@ -98,6 +98,7 @@ class ReasoningState:
     terminated: bool = False
     truncated: bool = False
     potential: float = 0.0  # Phi(s_t) of potential-based shaping
+    task_name: str = ""  # task of the environment that made the snapshot
 
     @property
     def ids(self) -> np.ndarray:

@@ -323,3 +323,14 @@ def test_conflict_warning_when_other_distribution(monkeypatch, caplog):
         reasoning_gym._warn_if_conflicting_distribution()
     assert "overwrites" in caplog.text
     assert "reasoning-gym 0.1.19" in caplog.text
+
+
+def test_set_state_rejects_other_task():
+    arithmetic = make_env(task="arithmetic")
+    arithmetic.reset(seed=0)
+    snapshot = arithmetic.get_state()
+    with pytest.raises(ValueError, match="same task"):
+        make_env().set_state(snapshot)  # a SumTask environment
+    other_seed = make_env(task="arithmetic")
+    other_seed.set_state(snapshot)  # same task: allowed
+    assert other_seed.state is snapshot

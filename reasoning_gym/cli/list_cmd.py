@@ -35,34 +35,47 @@ def _envs() -> list[str]:
 
 
 def _task_lines(details: bool) -> list[str]:
-    from reasoning_gym.tasks import make_task, registered_tasks
+    from reasoning_gym.tasks import registered_tasks
 
-    lines = []
-    for name in registered_tasks():
-        if not details:
-            lines.append(name)
-            continue
+    if not details:
+        return registered_tasks()
+    return [_describe_task(name) for name in registered_tasks()]
+
+
+def _describe_task(name: str) -> str:
+    """One line on a task: step checker, size and difficulty knobs.
+
+    Built-in tasks are described from their class, so dataset tasks load no data and
+    never reach for a hub; user tasks are built with their default options.
+    """
+    import importlib
+
+    from reasoning_gym.tasks import BUILTIN_TASKS, Task, make_task
+
+    if name in BUILTIN_TASKS:
+        module_name, attribute = BUILTIN_TASKS[name][1].split(":")
+        task_class = getattr(importlib.import_module(module_name), attribute)
+        has_checker = task_class.check_step is not Task.check_step
+        size = "unbounded" if task_class.num_problems is Task.num_problems else "dataset"
+        ranges = task_class.difficulty_ranges
+    else:
         try:
             task = make_task(name)
-        except (TypeError, ValueError, OSError, ImportError) as exc:
-            # Dataset tasks may need a data file; show why instead of failing the listing.
-            lines.append(f"{name}  (not built without options: {exc})")
-            continue
-        knobs = ", ".join(
-            f"{knob} in [{low:g}, {high:g}]" for knob, (low, high) in task.difficulty_ranges.items()
-        )
-        checker = "step checker" if task.has_step_checker else "no step checker"
-        size = task.num_problems
-        count = "unbounded" if size is None else f"{size} problems"
-        lines.append(f"{name}  ({checker}; {count}; difficulty: {knobs or 'none'})")
-    return lines
+        except (TypeError, ValueError, OSError) as error:
+            return f"{name}  (cannot be built without options: {error})"
+        has_checker = task.has_step_checker
+        size = "unbounded" if task.num_problems is None else f"{task.num_problems} problems"
+        ranges = task.difficulty_ranges
+    knobs = ", ".join(f"{knob} in [{low:g}, {high:g}]" for knob, (low, high) in ranges.items())
+    checker = "step checker" if has_checker else "no step checker"
+    return f"{name}  ({checker}; {size}; difficulty: {knobs or 'none'})"
 
 
 def _agents() -> list[str]:
     from reasoning_gym.cli.agents_registry import AGENTS
 
     return [
-        f"{name}  {'(needs --model) ' if spec.needs_model else ''}{spec.description}"
+        f"{name}  {'(runs a model, --model) ' if spec.needs_model else ''}{spec.description}"
         for name, spec in sorted(AGENTS.items())
     ]
 

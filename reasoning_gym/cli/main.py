@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ReasoningGymError, ValueError, FileNotFoundError) as error:
+    except (ReasoningGymError, ValueError, FileNotFoundError, FileExistsError) as error:
         # Bad input from the user: print the message (it names the value and the fix).
         if args.verbose:
             raise

@@ -7,10 +7,7 @@ from reasoning_gym.prm.base import (
     StepQuery,
     aggregate,
 )
-
-
 from reasoning_gym.prm.registry import PRM_FACTORIES, make_prm
-
 
 __all__ = [
     "AGGREGATIONS",
