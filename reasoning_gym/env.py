@@ -77,7 +77,8 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         gamma: Discount for potential-based shaping.
         max_steps: Steps after which the episode is truncated.
         max_context_tokens: Context length (tokens) at which the episode is truncated.
-        max_step_tokens: Longer actions are cut to this many tokens (``info`` says so).
+        max_step_tokens: Longer actions are cut to this many tokens, and
+            ``info["step_truncated"]`` is True.
         step_separator: Text appended after every step.
         prompt_style: ``"chat"`` uses the tokenizer's chat template, ``"plain"`` a plain
             prompt, ``"auto"`` the template when the tokenizer has one.
@@ -257,11 +258,11 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         scores: list[float | None] = [None] * len(pendings)
         if self.prm is None or not self.reward_config.needs_prm:
             return scores
-        wanted = [i for i, p in enumerate(pendings) if not p.invalid]
-        if not wanted:
+        valid = [i for i, p in enumerate(pendings) if not p.invalid]
+        if not valid:
             return scores
-        values = self.prm.score([pendings[i].query() for i in wanted])
-        for i, value in zip(wanted, values):
+        values = self.prm.score([pendings[i].query() for i in valid])
+        for i, value in zip(valid, values):
             scores[i] = float(value)
         return scores
 
