@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from transformers.trainer_utils import get_last_checkpoint
 
     from agents.trl_adapters import make_grpo_trainer, make_rloo_trainer, prepare_model
-    from reasoning_gym.cli.train_star import parse_task_kwargs, task_from_env_id
+    from reasoning_gym.cli.train_ppo import parse_task_kwargs
+    from reasoning_gym.cli.train_star import task_from_env_id
     from reasoning_gym.models import DEFAULT_MODEL
 
     if args.trainer == "rloo" and args.use_environment:

@@ -9,10 +9,11 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from typing import Any
+
+from reasoning_gym.cli.train_ppo import add_trainer_arguments, build_config
 
 # (flag, GRPOProcessConfig field, type, help). Defaults come from GRPOProcessConfig.
 _OPTIONS: list[tuple[str, str, Any, str]] = [
@@ -54,58 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of `train grpo-process` to ``parser``."""
     from agents.grpo_process.config import GRPOProcessConfig
 
-    defaults = GRPOProcessConfig()
-    for flag, name, kind, help_text in _OPTIONS:
-        default = getattr(defaults, name)
-        parser.add_argument(
-            flag, dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
-        )
-    parser.add_argument("--lora", dest="use_lora", action="store_true", help="train LoRA adapters")
-    parser.add_argument(
-        "--task-kwargs",
-        default="{}",
-        help="task options as JSON, e.g. '{\"num_operations\": 2}' (default: {})",
-    )
-    parser.add_argument(
-        "--no-resume", dest="resume", action="store_false", help="ignore existing checkpoints"
-    )
-    parser.add_argument(
-        "--no-tensorboard", dest="tensorboard", action="store_false", help="skip TensorBoard logs"
-    )
-    parser.add_argument(
-        "--no-progress", dest="progress_bar", action="store_false", help="hide the progress bar"
-    )
-    parser.add_argument(
-        "--save-model", default=None, help="folder to save the trained actor into at the end"
-    )
-
-
-def parse_task_kwargs(text: str) -> dict[str, Any]:
-    """Parse ``--task-kwargs``; raise ValueError unless it is a JSON object."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--task-kwargs {text!r} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ValueError(f"--task-kwargs must be a JSON object, got {text!r}")
-    return value
+    add_trainer_arguments(parser, _OPTIONS, GRPOProcessConfig())
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """Build the GRPOProcessConfig described by parsed arguments."""
     from agents.grpo_process.config import GRPOProcessConfig
 
-    values = {name: getattr(args, name) for _, name, _, _ in _OPTIONS}
-    if values["step_prm"] in ("none", "None"):
-        values["step_prm"] = None
-    return GRPOProcessConfig(
-        **values,
-        use_lora=args.use_lora,
-        task_kwargs=parse_task_kwargs(args.task_kwargs),
-        resume=args.resume,
-        tensorboard=args.tensorboard,
-        progress_bar=args.progress_bar,
-    )
+    return build_config(GRPOProcessConfig, args, _OPTIONS, prm_field="step_prm")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,8 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of `train ppo` to ``parser``."""
     from agents.ppo.config import PPOConfig
 
-    defaults = PPOConfig()
-    for flag, name, kind, help_text in _OPTIONS:
+    add_trainer_arguments(parser, _OPTIONS, PPOConfig())
+
+
+def add_trainer_arguments(
+    parser: argparse.ArgumentParser, options: list[tuple[str, str, Any, str]], defaults: Any
+) -> None:
+    """Add one option per ``(flag, config field, type, help)`` row plus the run flags.
+
+    Defaults come from the config instance ``defaults``; PPO and process GRPO share this.
+    """
+    for flag, name, kind, help_text in options:
         default = getattr(defaults, name)
         parser.add_argument(
             flag, dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
@@ -76,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task-kwargs",
         default="{}",
-        help="task options as JSON, e.g. '{\"difficulty\": 1}' (default: {})",
+        help="task options as JSON, e.g. '{\"num_operations\": 2}' (default: {})",
     )
     parser.add_argument(
         "--no-resume", dest="resume", action="store_false", help="ignore existing checkpoints"
@@ -92,27 +101,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
-    """Build the PPOConfig described by parsed arguments."""
-    from agents.ppo.config import PPOConfig
-
+def parse_task_kwargs(text: str) -> dict[str, Any]:
+    """Parse ``--task-kwargs``; raise ValueError unless it is a JSON object."""
     try:
-        task_kwargs = json.loads(args.task_kwargs)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--task-kwargs {args.task_kwargs!r} is not valid JSON: {exc}") from exc
-    if not isinstance(task_kwargs, dict):
-        raise ValueError(f"--task-kwargs must be a JSON object, got {args.task_kwargs!r}")
-    values = {name: getattr(args, name) for _, name, _, _ in _OPTIONS}
-    if values["prm"] in ("none", "None"):
-        values["prm"] = None
-    return PPOConfig(
+        raise ValueError(f"--task-kwargs {text!r} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"--task-kwargs must be a JSON object, got {text!r}")
+    return value
+
+
+def build_config(
+    config_class: Any,
+    args: argparse.Namespace,
+    options: list[tuple[str, str, Any, str]],
+    prm_field: str,
+) -> Any:
+    """Build ``config_class`` from parsed arguments; ``none`` in ``prm_field`` means no PRM."""
+    values = {name: getattr(args, name) for _, name, _, _ in options}
+    if values[prm_field] in ("none", "None"):
+        values[prm_field] = None
+    return config_class(
         **values,
         use_lora=args.use_lora,
-        task_kwargs=task_kwargs,
+        task_kwargs=parse_task_kwargs(args.task_kwargs),
         resume=args.resume,
         tensorboard=args.tensorboard,
         progress_bar=args.progress_bar,
     )
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """Build the PPOConfig described by parsed arguments."""
+    from agents.ppo.config import PPOConfig
+
+    return build_config(PPOConfig, args, _OPTIONS, prm_field="prm")
 
 
 def run(args: argparse.Namespace) -> int:

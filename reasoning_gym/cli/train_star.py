@@ -11,9 +11,10 @@ Each finished round is saved under ``--output-dir`` and a rerun resumes after it
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
 from typing import Any
+
+from reasoning_gym.cli.train_ppo import parse_task_kwargs
 
 # (flag, StarConfig field, type, help). Defaults come from StarConfig.
 _OPTIONS: list[tuple[str, str, Any, str]] = [
@@ -84,17 +85,6 @@ def task_from_env_id(env_id: str) -> str:
             "Reasoning-Arithmetic-v0 or a task name"
         )
     return task_name
-
-
-def parse_task_kwargs(text: str) -> dict[str, Any]:
-    """Parse ``--task-kwargs`` JSON into a dict."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--task-kwargs {text!r} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ValueError(f"--task-kwargs must be a JSON object, got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
