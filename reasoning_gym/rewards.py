@@ -57,7 +57,7 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What one transition produced, the input of a reward mode."""
+    """Scores and flags of one transition, the input of a reward mode."""
 
     prm_score: float | None  # v_t, None when unscored
     outcome_score: float | None  # o, set on a final answer only

@@ -137,7 +137,7 @@ def read_processbench(
         limit: Read only the first ``limit`` records.
 
     Returns:
-        One record per solution; ``meta`` holds ``id``, ``generator``,
+        One record per solution; ``meta`` contains ``id``, ``generator``,
         ``final_answer_correct``, ``first_wrong`` and ``num_steps`` (before truncation).
     """
     path = _check_path(path)
