@@ -18,7 +18,7 @@ context length.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
@@ -82,6 +82,9 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         step_separator: Text appended after every step.
         prompt_style: ``"chat"`` uses the tokenizer's chat template, ``"plain"`` a plain
             prompt, ``"auto"`` the template when the tokenizer has one.
+        few_shot: Worked examples shown before the question: a count (taken from
+            ``task.few_shot_problems``) or a sequence of Problems with ``gold_steps``. An
+            example whose question equals the current question is skipped.
         invalid_step_reward: Reward of an empty, whitespace-only or separator-only step.
         render_mode: None or ``"ansi"``.
         task_kwargs: Keyword arguments of the task factory (difficulty, data path, ...).
@@ -106,6 +109,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         max_step_tokens: int = 256,
         step_separator: str = "\n",
         prompt_style: str = "auto",
+        few_shot: int | Sequence[Problem] = 0,
         invalid_step_reward: float = -0.1,
         render_mode: str | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
@@ -147,6 +151,7 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         self.separator_ids = np.asarray(self.tokenizer.encode(step_separator), dtype=np.int64)
         self.separator_ids.flags.writeable = False
         self.prompt_style = prompt_style
+        self.few_shot, self._few_shot_pool = self._few_shot_examples(few_shot)
         self.render_mode = render_mode
         self.copy_observations = bool(copy_observations)
 
@@ -170,11 +175,37 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
         return self._require_state()
 
     # ------------------------------------------------------------------ prompts
+    def _few_shot_examples(
+        self, few_shot: int | Sequence[Problem]
+    ) -> tuple[int, tuple[Problem, ...]]:
+        """Return (examples per prompt, example pool) for the ``few_shot`` argument."""
+        if isinstance(few_shot, (bool, str)) or not isinstance(few_shot, (int, Sequence)):
+            raise TypeError(f"few_shot must be an int or a sequence of Problems, got {few_shot!r}")
+        if isinstance(few_shot, int):
+            if few_shot < 0:
+                raise ValueError(f"few_shot={few_shot} must be 0 or more")
+            # One spare example replaces an example that repeats the current question.
+            pool = tuple(self.task.few_shot_problems(few_shot + 1)) if few_shot else ()
+            return few_shot, pool
+        pool = tuple(few_shot)
+        for example in pool:
+            if not isinstance(example, Problem) or not example.gold_steps:
+                raise ValueError(
+                    f"few-shot example {example!r} is not a Problem with gold_steps; "
+                    "give each example its worked steps"
+                )
+        return len(pool), pool
+
     def prompt_ids(self, problem: Problem) -> np.ndarray:
-        """Token ids of ``s_0`` for ``problem``."""
+        """Token ids of ``s_0`` for ``problem``: instruction, worked examples, question."""
+        examples = [
+            (example.question, self.step_separator.join(example.gold_steps))
+            for example in self._few_shot_pool
+            if example.question != problem.question
+        ][: self.few_shot]
         use_chat = self.prompt_style == "chat" or self.prompt_style == "auto"
         ids = (
-            self.tokenizer.chat_prompt(self.task.instruction, problem.question)
+            self.tokenizer.chat_prompt(self.task.instruction, problem.question, examples)
             if use_chat
             else None
         )
@@ -184,7 +215,11 @@ class ReasoningEnv(gym.Env[np.ndarray, Any]):
                     f"prompt_style='chat' but tokenizer {self.tokenizer!r} has no chat template; "
                     "use prompt_style='plain' or 'auto'"
                 )
-            text = f"{self.task.instruction}\n\nQuestion: {problem.question}\nSolution:\n"
+            worked = "".join(
+                f"Question: {question}\nSolution:\n{solution}\n\n"
+                for question, solution in examples
+            )
+            text = f"{self.task.instruction}\n\n{worked}Question: {problem.question}\nSolution:\n"
             ids = self.tokenizer.encode(text)
         return np.asarray(ids, dtype=np.int64)
 

@@ -29,8 +29,14 @@ class Tokenizer(Protocol):
         """Text of ``ids``; invalid UTF-8 becomes U+FFFD, never an exception."""
         ...
 
-    def chat_prompt(self, system: str, user: str) -> list[int] | None:
-        """Ids of a chat prompt ending where the assistant starts, or None without a template."""
+    def chat_prompt(
+        self, system: str, user: str, examples: Sequence[tuple[str, str]] = ()
+    ) -> list[int] | None:
+        """Ids of a chat prompt ending where the assistant starts, or None without a template.
+
+        ``examples`` are (user, assistant) turns placed between the system message and
+        ``user`` (few-shot demonstrations).
+        """
         ...
 
 
@@ -50,7 +56,9 @@ class ByteTokenizer:
         data = bytes(int(i) for i in ids if 0 <= int(i) < 256)
         return data.decode("utf-8", errors="replace")
 
-    def chat_prompt(self, system: str, user: str) -> list[int] | None:
+    def chat_prompt(
+        self, system: str, user: str, examples: Sequence[tuple[str, str]] = ()
+    ) -> list[int] | None:
         return None
 
     def __repr__(self) -> str:
@@ -82,10 +90,16 @@ class HFTokenizer:
             return self._backend.decode(ids, skip_special_tokens=False)
         return self.hf.decode(ids, skip_special_tokens=False)
 
-    def chat_prompt(self, system: str, user: str) -> list[int] | None:
+    def chat_prompt(
+        self, system: str, user: str, examples: Sequence[tuple[str, str]] = ()
+    ) -> list[int] | None:
         if not getattr(self.hf, "chat_template", None):
             return None
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages = [{"role": "system", "content": system}]
+        for question, answer in examples:
+            messages.append({"role": "user", "content": question})
+            messages.append({"role": "assistant", "content": answer})
+        messages.append({"role": "user", "content": user})
         text = self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(self.hf.encode(text, add_special_tokens=False))
 

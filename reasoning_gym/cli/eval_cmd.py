@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus-sampling mass")
     parser.add_argument(
+        "--few-shot",
+        type=int,
+        default=0,
+        help="worked examples shown before each question (procedural tasks, gsm8k)",
+    )
+    parser.add_argument(
         "--prm", default="auto", help="process reward model: auto, none, oracle, mc, ..."
     )
     parser.add_argument(
@@ -118,6 +124,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-steps {args.max_steps} must be at least 1")
     if args.max_step_tokens < 1:
         raise ValueError(f"--max-step-tokens {args.max_step_tokens} must be at least 1")
+    if args.few_shot < 0:
+        raise ValueError(f"--few-shot {args.few_shot} must be 0 or more")
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pass one of them")
 
@@ -260,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
         "prm": None if args.prm == "none" else args.prm,
         "max_steps": args.max_steps,
         "max_step_tokens": args.max_step_tokens,
+        "few_shot": args.few_shot,
     }
     if args.data is not None:
         # The dataset tasks (gsm8k, jsonl) take their data file as ``path``.

@@ -50,6 +50,11 @@ class Problem:
         }
 
 
+#: Seed under which procedural tasks generate their few-shot examples, far from the seeds
+#: of training and evaluation problems.
+FEW_SHOT_SEED = 1_000_000_007
+
+
 def problem_rng(task_name: str, seed: int, index: int) -> random.Random:
     """Return the RNG that generates problem ``index`` of ``task_name`` under ``seed``.
 
@@ -104,6 +109,22 @@ class Task(abc.ABC):
     def difficulty(self) -> dict[str, Any]:
         """Return the current difficulty knobs as a plain dict (provenance, curricula)."""
         return {}
+
+    def few_shot_problems(self, count: int) -> list[Problem]:
+        """Return ``count`` solved problems to show as worked examples in prompts.
+
+        Procedural tasks generate them under seed :data:`FEW_SHOT_SEED`. A dataset task
+        overrides this (GSM8K reads its training split) or raises.
+
+        Raises:
+            ValueError: The task has a fixed problem set and no source of examples.
+        """
+        if self.num_problems is not None:
+            raise ValueError(
+                f"task {self.name!r} has no source of few-shot examples; pass few_shot=0, "
+                "or pass few_shot=[Problem(...), ...] with gold_steps"
+            )
+        return [self.problem(index, seed=FEW_SHOT_SEED) for index in range(count)]
 
 
 TaskFactory = Callable[..., Task]

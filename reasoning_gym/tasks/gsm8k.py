@@ -142,6 +142,16 @@ class GSM8KTask(Task):
         check_problem_index(index, len(self._problems), self.source)
         return self._problems[index]
 
+    def few_shot_problems(self, count: int) -> list[Problem]:
+        """Return the first ``count`` problems of the training split as worked examples."""
+        if (
+            self.split == "train"
+            and self.path is None
+            and (self.limit is None or self.limit >= count)
+        ):
+            return self._problems[:count]
+        return GSM8KTask(split="train", limit=count)._problems
+
     def check_step(self, problem: Problem, previous_steps: Sequence[str], step: str) -> float:
         """Score 0.0 if an equation in ``step`` is arithmetically false, else 1.0.
 
