@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
+from agents.base import SearchContext
 from agents.search import SEARCH_AGENTS, group_answers, make_search_agent
 from agents.search.beam import BeamSearchAgent
 from agents.search.best_of_n import BestOfNAgent
@@ -340,3 +341,33 @@ def test_beam_with_tiny_hf_model(hf_tokenizer):
     assert env.get_state().step_texts == record.steps
     assert len(record.rewards) == len(record.steps) <= 3
     assert record.terminated or record.truncated
+
+
+def test_select_on_pool_prefixes():
+    finals = ["\\boxed{3}", "\\boxed{0.5}", "\\boxed{1/2}", "\\boxed{3}", "\\boxed{3}"]
+    policy = ScriptedPolicy({(): [f"The answer is {f}." for f in finals]}, fallback="x")
+
+    def prefers_half(query):
+        return 0.9 if "3" not in query.step else 0.2
+
+    env = chain_env(task=HalfTask(), prm=CallablePRM(prefers_half))
+    env.reset(options={"index": 0})
+    context = SearchContext(env, policy, env.prm, None)
+    pool = context.sample_solutions(5, max_depth=4)
+    vote = SelfConsistencyAgent(policy)
+    best = BestOfNAgent(policy, score="last")
+    # One sample: both pick it.
+    assert vote.select(pool[:1])[0] == 0
+    assert best.select(pool[:1])[0] == 0
+    # Three samples: "0.5" and "1/2" outvote "3", and the PRM prefers them too.
+    chosen, weight, details = vote.select(pool[:3])
+    assert chosen == 1
+    assert weight == 2.0
+    assert [v["members"] for v in details["votes"]] == [[0], [1, 2]]
+    assert best.select(pool[:3])[:2] == (1, pytest.approx(0.9))
+    # Five samples: "3" wins the plain vote, but not the best PRM score.
+    assert vote.select(pool)[0] == 0
+    assert vote.select(pool)[1] == 3.0
+    assert best.select(pool)[0] == 1
+    with pytest.raises(ValueError, match="solutions is empty"):
+        best.select([])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from agents.base import (
+    Candidate,
     EpisodeRecord,
     SearchAgent,
     SearchContext,
@@ -52,7 +56,18 @@ class BestOfNAgent(SearchAgent):
 
     def search(self, context: SearchContext, max_depth: int) -> EpisodeRecord:
         solutions = context.sample_solutions(self.n, max_depth, score=self.needs_prm)
+        best, score, details = self.select(solutions)
+        return context.finish(self.name, solutions[best], score, details)
+
+    def select(self, solutions: Sequence[Candidate]) -> tuple[int, float, dict[str, Any]]:
+        """Pick the best of ``solutions`` (any number, for example a prefix of a larger pool).
+
+        Returns:
+            ``(index, score, details)`` of the chosen solution.
+        """
+        if not solutions:
+            raise ValueError("solutions is empty; pass at least one solution")
         scores = [trajectory_score(s, self.score) for s in solutions]
         best = max(range(len(solutions)), key=lambda i: (solutions[i].is_final, scores[i], -i))
         details = {"scores": scores, "finals": [s.is_final for s in solutions], "chosen": best}
-        return context.finish(self.name, solutions[best], scores[best], details)
+        return best, scores[best], details

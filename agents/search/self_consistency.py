@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agents.base import (
+    Candidate,
     EpisodeRecord,
     SearchAgent,
     SearchContext,
@@ -115,24 +117,36 @@ class SelfConsistencyAgent(SearchAgent):
         self.needs_prm = weighting == "prm" and aggregation != "logprob"
 
     def search(self, context: SearchContext, max_depth: int) -> EpisodeRecord:
+        solutions = context.sample_solutions(self.n, max_depth, score=self.needs_prm)
+        chosen, weight, details = self.select(solutions)
+        return context.finish(self.name, solutions[chosen], weight, details)
+
+    def select(self, solutions: Sequence[Candidate]) -> tuple[int, float | None, dict[str, Any]]:
+        """Vote over ``solutions`` (any number, for example a prefix of a larger pool).
+
+        Returns:
+            ``(index, weight, details)``: the chosen solution and its group's vote weight;
+            index 0 and weight None when no solution has a final answer.
+        """
         from reasoning_gym.verify.answers import extract_answer
 
-        solutions = context.sample_solutions(self.n, max_depth, score=self.needs_prm)
+        if not solutions:
+            raise ValueError("solutions is empty; pass at least one solution")
         answers = [extract_answer(s.text) if s.is_final else None for s in solutions]
         scores = None
         if self.weighting == "prm":
             scores = [trajectory_score(s, self.aggregation) for s in solutions]
         groups = group_answers(answers, scores)
-        details = {
+        details: dict[str, Any] = {
             "answers": answers,
             "votes": [
                 {"answer": g.answer, "members": g.members, "weight": g.weight} for g in groups
             ],
         }
         if not groups:
-            return context.finish(self.name, solutions[0], None, details)
+            return 0, None, details
         winner = max(range(len(groups)), key=lambda i: (groups[i].weight, -i))
         members = groups[winner].members
         chosen = members[0] if scores is None else max(members, key=lambda i: (scores[i], -i))
         details["chosen"] = chosen
-        return context.finish(self.name, solutions[chosen], groups[winner].weight, details)
+        return chosen, groups[winner].weight, details
