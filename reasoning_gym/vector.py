@@ -39,6 +39,7 @@ from gymnasium.vector.utils import batch_space
 
 from reasoning_gym.env import PendingStep, ReasoningEnv
 from reasoning_gym.errors import InvalidActionError
+from reasoning_gym.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
@@ -391,15 +392,19 @@ def verify_pendings(
 
     ``pendings[k]`` belongs to ``envs[env_indices[k]]``. When all final steps come from
     environments sharing one task and that task has ``verify_batch(problems, texts) ->
-    sequence of floats``, it is called once; otherwise each final step goes through its
-    environment's ``verify_pending``, the same call a single environment makes.
+    sequence of floats``, it is called once. Otherwise, when their tasks all keep the
+    default ``Task.verify``, one :func:`reasoning_gym.verify.answers.verify_answers` call
+    checks them, which sends the answers that need math-verify to its worker process
+    together. Otherwise each final step goes through its environment's
+    ``verify_pending``, the same call a single environment makes.
     """
     outcomes: list[float | None] = [None] * len(pendings)
     finals = [k for k, pending in enumerate(pendings) if pending.is_final]
     if not finals:
         return outcomes
-    tasks = {id(envs[env_indices[k]].task) for k in finals}
-    verify_batch = getattr(envs[env_indices[finals[0]]].task, "verify_batch", None)
+    final_tasks = [envs[env_indices[k]].task for k in finals]
+    tasks = {id(task) for task in final_tasks}
+    verify_batch = getattr(final_tasks[0], "verify_batch", None)
     if len(tasks) == 1 and callable(verify_batch):
         problems = [pendings[k].state.problem for k in finals]
         texts = [pendings[k].text for k in finals]
@@ -410,6 +415,14 @@ def verify_pendings(
             )
         for k, value in zip(finals, values, strict=True):
             outcomes[k] = float(value)
+        return outcomes
+    if all(type(task).verify is Task.verify for task in final_tasks):
+        from reasoning_gym.verify.answers import verify_answers
+
+        texts = [pendings[k].text for k in finals]
+        golds = [pendings[k].state.problem.answer for k in finals]
+        for k, correct in zip(finals, verify_answers(texts, golds), strict=True):
+            outcomes[k] = 1.0 if correct else 0.0
         return outcomes
     for k in finals:
         outcomes[k] = envs[env_indices[k]].verify_pending(pendings[k])

@@ -23,7 +23,7 @@ import multiprocessing
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +43,7 @@ __all__ = [
     "parse_gold",
     "shutdown_verifier_pool",
     "verify_answer",
+    "verify_answers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -331,6 +332,65 @@ def _run_in_pool(function: Callable[..., Any], *args: Any, timeout: float) -> tu
     return False, None
 
 
+def _run_many_in_pool(
+    function: Callable[..., Any], calls: list[tuple[Any, ...]], timeout: float
+) -> list[tuple[bool, Any]]:
+    """Run ``function(*args)`` for each ``args`` in ``calls`` and return (finished, result) each.
+
+    All calls missing from the cache are submitted to the worker at once, so the batch
+    waits on the worker once instead of once per call. The worker runs them one after
+    another, so waiting ``timeout`` seconds for each result after the previous one
+    gives each call its own ``timeout``. After a timeout or a dead worker, the calls
+    still waiting run one by one through ``_run_in_pool``, which replaces the worker.
+    """
+    outcomes: list[tuple[bool, Any] | None] = [None] * len(calls)
+    missing: list[int] = []
+    with _cache_lock:
+        for index, args in enumerate(calls):
+            key = (function.__name__, *args)
+            if key in _cache:
+                _cache.move_to_end(key)
+                outcomes[index] = (True, _cache[key])
+            else:
+                missing.append(index)
+    if missing:
+        try:
+            pool = _get_pool()
+        except (concurrent.futures.TimeoutError, BrokenProcessPool, OSError) as error:
+            logger.warning("math-verify worker process failed to start: %s", error)
+            pool = None
+        futures = [] if pool is None else [pool.submit(function, *calls[i]) for i in missing]
+        for position, index in enumerate(missing):
+            if pool is None:
+                outcomes[index] = (False, None)
+                continue
+            try:
+                result = futures[position].result(timeout=timeout)
+            except concurrent.futures.TimeoutError:
+                logger.warning(
+                    "math-verify timed out after %.1f s on %s; counted as not equivalent",
+                    timeout,
+                    [arg[:80] for arg in calls[index] if isinstance(arg, str)],
+                )
+                _discard_pool(pool)
+                outcomes[index] = (False, None)
+                for later in missing[position + 1 :]:
+                    outcomes[later] = _run_in_pool(function, *calls[later], timeout=timeout)
+                break
+            except BrokenProcessPool:
+                # Another thread's timeout terminated the worker.
+                _discard_pool(pool)
+                for later in missing[position:]:
+                    outcomes[later] = _run_in_pool(function, *calls[later], timeout=timeout)
+                break
+            with _cache_lock:
+                _cache[(function.__name__, *calls[index])] = result
+                if len(_cache) > _CACHE_SIZE:
+                    _cache.popitem(last=False)
+            outcomes[index] = (True, result)
+    return [outcome if outcome is not None else (False, None) for outcome in outcomes]
+
+
 # ---------------------------------------------------------------------------------------
 # Public comparison API
 # ---------------------------------------------------------------------------------------
@@ -393,6 +453,17 @@ def parse_gold(gold: str | int | float) -> GoldAnswer:
 
 
 def _compare(pred: str, gold: str, symmetric: bool, timeout: float) -> bool:
+    fast = _compare_in_process(pred, gold)
+    if fast is not None:
+        return fast
+    if symmetric and pred > gold:
+        pred, gold = gold, pred  # one cache entry per unordered pair
+    finished, result = _run_in_pool(_worker_verify, gold, pred, symmetric, timeout=timeout)
+    return _worker_outcome(finished, result, gold, symmetric)
+
+
+def _compare_in_process(pred: str, gold: str) -> bool | None:
+    """Return the comparison when it needs no math-verify, else None."""
     if not pred or not gold:
         return False
     if len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
@@ -402,9 +473,11 @@ def _compare(pred: str, gold: str, symmetric: bool, timeout: float) -> bool:
     gold_value = parse_number(gold)
     if pred_value is not None and gold_value is not None:
         return pred_value == gold_value
-    if symmetric and pred > gold:
-        pred, gold = gold, pred  # one cache entry per unordered pair
-    finished, result = _run_in_pool(_worker_verify, gold, pred, symmetric, timeout=timeout)
+    return None
+
+
+def _worker_outcome(finished: bool, result: bool | None, gold: str, symmetric: bool) -> bool:
+    """Turn a ``_worker_verify`` outcome into the comparison result."""
     if not finished:
         return False
     if result is None:
@@ -438,6 +511,48 @@ def verify_answer(pred_text: str, gold: str, timeout: float = DEFAULT_TIMEOUT_S)
         raise TypeError(f"gold must be a str, got {type(gold).__name__}")
     pred = normalize_answer(_answer_part(pred_text))
     return _compare(pred, normalize_answer(_answer_part(gold)), symmetric=False, timeout=timeout)
+
+
+def verify_answers(
+    pred_texts: Sequence[str],
+    golds: Sequence[str | GoldAnswer],
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[bool]:
+    """Check each ``pred_texts[i]`` against ``golds[i]``, as ``verify_answer`` does one pair.
+
+    Plain numbers are compared in-process. The comparisons that need math-verify are
+    submitted to the worker process together, so a batch waits on the worker once
+    instead of once per answer. ``timeout`` applies to each comparison.
+
+    Raises:
+        ValueError: When the two sequences differ in length.
+        TypeError: On a prediction or gold answer that is not a str (or GoldAnswer).
+    """
+    if len(pred_texts) != len(golds):
+        raise ValueError(
+            f"got {len(pred_texts)} predictions and {len(golds)} gold answers; pass one gold "
+            "answer per prediction"
+        )
+    results: list[bool] = []
+    slow: list[tuple[int, str, str]] = []  # (index, gold, pred)
+    for index, (pred_text, gold) in enumerate(zip(pred_texts, golds, strict=True)):
+        if not isinstance(pred_text, str):
+            raise TypeError(f"pred_texts[{index}] must be a str, got {type(pred_text).__name__}")
+        if isinstance(gold, GoldAnswer):
+            gold = gold.normalized
+        if not isinstance(gold, str):
+            raise TypeError(f"golds[{index}] must be a str, got {type(gold).__name__}")
+        pred = normalize_answer(_answer_part(pred_text))
+        gold = normalize_answer(_answer_part(gold))
+        fast = _compare_in_process(pred, gold)
+        results.append(bool(fast))
+        if fast is None:
+            slow.append((index, gold, pred))
+    calls = [(gold, pred, False) for _, gold, pred in slow]
+    outcomes = _run_many_in_pool(_worker_verify, calls, timeout=timeout)
+    for (index, gold, _), (finished, result) in zip(slow, outcomes, strict=True):
+        results[index] = _worker_outcome(finished, result, gold, symmetric=False)
+    return results
 
 
 def answers_equivalent(a: str, b: str, timeout: float = DEFAULT_TIMEOUT_S) -> bool:
