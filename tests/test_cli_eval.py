@@ -144,9 +144,41 @@ def test_eval_rejects_bad_arguments(tmp_path):
         eval_cmd.run(parse(eval_cmd, ["--agent", "gredy", "--out", str(tmp_path)]))
     with pytest.raises(ValueError, match="--limit 0"):
         eval_cmd.run(parse(eval_cmd, ["--agent", "random", "--limit", "0"]))
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        argv = ["--agent", "random", "--agent-arg", "n8", "--out", str(tmp_path)]
+    with pytest.raises(ValueError, match="needs a rollout policy"):
+        eval_cmd.run(parse(eval_cmd, ["--agent", "random", "--prm", "mc:4"]))
+    with pytest.raises(ValueError, match="--few-shot -1"):
+        eval_cmd.run(parse(eval_cmd, ["--agent", "random", "--few-shot", "-1"]))
+
+
+def test_eval_task_options_errors(tmp_path):
+    out = str(tmp_path / "run")
+    with pytest.raises(ValueError, match="missing a required argument: 'path'"):
+        eval_cmd.run(parse(eval_cmd, ["--env", "jsonl", "--agent", "random", "--out", out]))
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"problem": "1 + 1?", "solution": "2"}\n')
+    with pytest.raises(ValueError, match="unexpected keyword argument 'path'"):
+        eval_cmd.run(parse(eval_cmd, ["--agent", "random", "--data", str(data), "--out", out]))
+    argv = ["--env", "jsonl", "--agent", "random", "--data", str(data), "--out", out]
+    with pytest.raises(ValueError, match="--question-key"):
         eval_cmd.run(parse(eval_cmd, argv))
+    keys = ["--question-key", "problem", "--answer-key", "solution", "--limit", "1"]
+    assert eval_cmd.run(parse(eval_cmd, [*argv, *keys, "--overwrite"])) == 0
+    assert read_episodes(tmp_path / "run" / "episodes.jsonl")[0].question == "1 + 1?"
+
+
+def test_eval_resume_rejects_other_settings(tmp_path):
+    argv = ["--agent", "random", "--limit", "2", "--out", str(tmp_path)]
+    assert eval_cmd.run(parse(eval_cmd, argv)) == 0
+    settings = json.loads((tmp_path / "run.json").read_text())
+    assert settings["agent"] == "random"
+    assert settings["env"] == "Reasoning-v0"
+    with pytest.raises(ValueError, match="agent: 'random' -> 'oracle'"):
+        eval_cmd.run(parse(eval_cmd, [*argv[2:], "--agent", "oracle", "--resume"]))
+    with pytest.raises(ValueError, match="seed: 0 -> 3"):
+        eval_cmd.run(parse(eval_cmd, [*argv, "--seed", "3", "--resume"]))
+    # The same settings resume, and a longer limit runs only the new episodes.
+    assert eval_cmd.run(parse(eval_cmd, [*argv[:2], "--limit", "3", *argv[4:], "--resume"])) == 0
+    assert [r.index for r in read_episodes(tmp_path / "episodes.jsonl")] == [0, 1, 2]
 
 
 def test_episode_record_round_trip():

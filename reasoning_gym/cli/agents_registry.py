@@ -3,8 +3,8 @@
 An agent turns an environment and a problem index into an :class:`EpisodeRecord`.
 Register a new one by adding an :class:`AgentSpec` to :data:`AGENTS`; its factory gets
 an :class:`AgentContext` and returns a callable ``runner(env, index) -> EpisodeRecord``.
-Search agents (best-of-n, beam search, MCTS) plug in the same way and read their own
-settings from ``context.options`` (the ``--agent-arg KEY=VALUE`` flags).
+Search agents (best-of-n, beam search, MCTS) plug in the same way and read their typed
+settings (``--n``, ``--beam-width``, ...) from ``context.search_options``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ class AgentContext:
         temperature: Sampling temperature for sampling agents.
         top_p: Nucleus-sampling mass for sampling agents.
         max_step_tokens: Maximum tokens per generated step.
-        options: Agent-specific settings from ``--agent-arg KEY=VALUE`` (values are text).
         search_options: Typed settings of a search agent (``--n``, ``--beam-width``, ...).
     """
 
@@ -46,7 +45,6 @@ class AgentContext:
     temperature: float = 0.7
     top_p: float = 1.0
     max_step_tokens: int = 128
-    options: dict[str, str] = field(default_factory=dict)
     search_options: dict[str, Any] = field(default_factory=dict)
     _policy: StepPolicy | None = field(default=None, repr=False)
 

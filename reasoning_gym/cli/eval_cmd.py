@@ -20,6 +20,23 @@ logger = logging.getLogger(__name__)
 
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
+#: Settings that change the episodes; --resume requires them to match the earlier run.
+RUN_SETTINGS = (
+    "env",
+    "agent",
+    "model",
+    "seed",
+    "prm",
+    "data",
+    "question_key",
+    "answer_key",
+    "few_shot",
+    "max_steps",
+    "max_step_tokens",
+    "temperature",
+    "top_p",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,19 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"model short name, local folder or hub id (default {DEFAULT_MODEL} for model agents)",
     )
     parser.add_argument("--agent", default="greedy", help="agent name; see `reasoning-gym list`")
-    parser.add_argument(
-        "--agent-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="agent-specific setting, repeatable (for example n=8)",
-    )
     parser.add_argument("--limit", type=int, default=20, help="number of problems to run")
     parser.add_argument("--offset", type=int, default=0, help="index of the first problem")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of sampling and of the agent's randomness"
     )
     parser.add_argument("--data", default=None, help="data file of a dataset task (JSONL)")
+    parser.add_argument("--question-key", default=None, help="jsonl task: field with the question")
+    parser.add_argument("--answer-key", default=None, help="jsonl task: field with the answer")
     parser.add_argument(
         "--out", default=None, help="output folder (default eval_runs/ENV-AGENT-MODEL-sSEED)"
     )
@@ -70,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worked examples shown before each question (procedural tasks, gsm8k)",
     )
     parser.add_argument(
-        "--prm", default="auto", help="process reward model: auto, none, oracle, mc, ..."
+        "--prm",
+        default="auto",
+        help="process reward model: auto, none, oracle, learned:PATH, judge:MODEL",
     )
     parser.add_argument(
         "--no-pull",
@@ -82,16 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_search_arguments(parser)
     add_backend_arguments(parser)
-
-
-def _parse_agent_args(pairs: list[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--agent-arg {pair!r} is not KEY=VALUE; write for example n=8")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def _ensure_model(model: str, allow_pull: bool) -> None:
@@ -126,8 +130,36 @@ def _validate(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-step-tokens {args.max_step_tokens} must be at least 1")
     if args.few_shot < 0:
         raise ValueError(f"--few-shot {args.few_shot} must be 0 or more")
+    if args.prm == "mc" or args.prm.startswith("mc:"):
+        raise ValueError(
+            f"--prm {args.prm} needs a rollout policy, which eval does not build; use --prm "
+            "oracle, learned:PATH or judge here, or make_prm('mc', task=..., policy=...) "
+            "from Python"
+        )
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pass one of them")
+
+
+def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Compare ``settings`` with the ``run.json`` of the run that ``--resume`` continues.
+
+    Raises:
+        ValueError: The earlier run in ``out_dir`` used other settings.
+    """
+    path = out_dir / RUN_FILE
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        changed = {
+            key: (earlier.get(key), value)
+            for key, value in settings.items()
+            if earlier.get(key) != value
+        }
+        if changed:
+            listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+            raise ValueError(
+                f"--resume: {out_dir} contains a run with other settings ({listed}); "
+                "rerun with the earlier settings, or pass another --out or --overwrite"
+            )
 
 
 def _load_done(path: Path, resume: bool, overwrite: bool) -> list[Any]:
@@ -253,7 +285,6 @@ def run(args: argparse.Namespace) -> int:
     if args.agent not in AGENTS:
         raise UnknownNameError("agent", args.agent, AGENTS)
     spec = AGENTS[args.agent]
-    options = _parse_agent_args(args.agent_arg)
     from reasoning_gym.cli.search_agents import search_options
 
     typed_options = search_options(args, args.agent)
@@ -270,15 +301,27 @@ def run(args: argparse.Namespace) -> int:
         "max_step_tokens": args.max_step_tokens,
         "few_shot": args.few_shot,
     }
+    task_kwargs: dict[str, Any] = {}
     if args.data is not None:
         # The dataset tasks (gsm8k, jsonl) take their data file as ``path``.
-        env_kwargs["task_kwargs"] = {"path": str(args.data)}
+        task_kwargs["path"] = str(args.data)
+    for key in ("question_key", "answer_key"):
+        if getattr(args, key) is not None:
+            task_kwargs[key] = getattr(args, key)
+    if task_kwargs:
+        env_kwargs["task_kwargs"] = task_kwargs
     env = gym.make(env_id, **env_kwargs)
 
     out_dir = Path(args.out) if args.out else _default_out(env_id, args.agent, model, args.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     episodes_path = out_dir / EPISODES_FILE
+    settings = {key: getattr(args, key) for key in RUN_SETTINGS}
+    settings.update(env=env_id, model=model, data=None if args.data is None else str(args.data))
+    settings.update(typed_options)
+    if args.resume and episodes_path.exists():
+        _check_settings(out_dir, settings)
     records = _load_done(episodes_path, args.resume, args.overwrite)
+    (out_dir / RUN_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     done_indices = {record.index for record in records}
     indices = [args.offset + i for i in range(args.limit)]
     todo = [index for index in indices if index not in done_indices]
@@ -296,7 +339,6 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         max_step_tokens=args.max_step_tokens,
-        options=options,
         search_options=typed_options,
     )
     if args.backend == "ray":
@@ -328,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
         offset=args.offset,
         limit=args.limit,
         complete=not interrupted and len(records) == len(indices),
-        agent_options={**options, **typed_options},
+        agent_options=typed_options,
     )
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary)

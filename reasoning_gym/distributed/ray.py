@@ -61,7 +61,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
         return False
     if address is not None:
         logger.info("connecting to the Ray cluster at %s", address)
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as error:
+            raise ValueError(
+                f"no Ray cluster found at --address {address!r} ({error}); start one with "
+                "`ray start --head`, pass the head node's HOST:PORT, or leave out --address "
+                "to start a local instance"
+            ) from error
     else:
         kwargs.setdefault("include_dashboard", False)
         logger.info("starting a local Ray instance with num_cpus=%s", num_cpus)

@@ -40,10 +40,15 @@ _builtins_registered = False
 def _lazy_factory(target: str):
     module_name, attribute = target.split(":")
 
+    def resolve():
+        return getattr(importlib.import_module(module_name), attribute)
+
     def factory(**kwargs):
-        return getattr(importlib.import_module(module_name), attribute)(**kwargs)
+        return resolve()(**kwargs)
 
     factory.__qualname__ = f"lazy[{target}]"
+    # make_task checks options against the real class's signature before calling.
+    factory.resolve = resolve
     return factory
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import inspect
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,21 @@ def make_task(name: str | Task, **kwargs: Any) -> Task:
     ensure_builtin_tasks()
     if name not in _TASKS:
         raise UnknownNameError("task", name, _TASKS)
-    return _TASKS[name](**kwargs)
+    factory = _TASKS[name]
+    resolve = getattr(factory, "resolve", None)
+    try:
+        signature = inspect.signature(resolve() if resolve is not None else factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**kwargs)
+        except TypeError as error:
+            raise ValueError(
+                f"invalid options {sorted(kwargs)} for task {name!r}: {error}; its options "
+                f"are {signature} (the command line's --data sets 'path' of the dataset tasks)"
+            ) from None
+    return factory(**kwargs)
 
 
 def registered_tasks() -> list[str]:

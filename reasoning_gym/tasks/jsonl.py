@@ -56,7 +56,8 @@ def require_text_field(record: dict[str, Any], key: str, where: str) -> str:
     if key not in record:
         raise DatasetFormatError(
             f"{where}: missing field {key!r} (fields present: {sorted(record)}); "
-            "pass the right key names to the task"
+            "name the fields with JsonlTask(question_key=..., answer_key=...), on the command "
+            "line --question-key and --answer-key"
         )
     value = record[key]
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
