@@ -1,35 +1,47 @@
 """Accuracy of search agents against the number of generated tokens they spend.
 
 Agents: greedy, best-of-N (PRM ``min`` and ``last``), self-consistency (plain and
-PRM-weighted votes), step-level beam search and MCTS, each at budgets of 1, 2, 4, 8 and
-16 samples or the equivalent (beam ``B x k ~= budget``, MCTS ``budget`` simulations of
-width 4). The x axis of the plot is the measured mean number of generated tokens.
+PRM-weighted votes), step-level beam search and MCTS, at budgets of 1, 2, 4, 8 and 16
+samples or the equivalent (beam ``B x k ~= budget``, MCTS ``budget`` simulations of width
+4). The x axis of the plot is the measured mean number of generated tokens.
+
+Best-of-N and self-consistency select from one pool of ``max(budgets)`` solutions per
+problem: budget N uses the first N, which are N i.i.d. samples. Their token counts are
+those of the N solutions; their wall time is the pool's, scaled by N / max(budgets).
+Beam search and MCTS run once per budget.
 
 Policies:
-- ``smollm2``: SmolLM2-135M through HFPolicy (real model, slow on a shared CPU).
+- ``smollm2``: SmolLM2-135M through HFPolicy, wrapped in :class:`ReplayPolicy` so that
+  agents repeating the same seeded calls (the same pool scored by two PRMs) generate once.
 - ``simulated``: a model-free arithmetic policy that copies the gold step with
   probability ``--p-correct``. Otherwise it makes an arithmetic slip (a wrong result,
   which the step checker flags) or a plan error (a true equation with the wrong
   operator, which the checker accepts). It reads the gold steps, so it measures the
   search algorithms at a known per-step accuracy, not a model.
 
-PRMs: ``oracle`` (the task's exact step checker; for arithmetic it checks the arithmetic
-and that every operand is known, and does not read the gold answer) and ``noisy`` (the
-same checker with 20% of scores flipped and Gaussian noise, a stand-in for an imperfect
-learned PRM). Correctness comes only from the environment's verifier on the committed
-trajectory.
+PRMs: ``oracle`` is the task's step checker. For arithmetic it checks the arithmetic and
+that every operand is known (not which operation the question needs) and compares a
+final answer with the gold answer. For GSM8K it checks the arithmetic of stated
+equations only. ``noisy`` is the same checker with 20% of scores flipped and Gaussian
+noise, a stand-in for an imperfect learned PRM. Correctness comes only from the
+environment's verifier on the committed trajectory.
 
 Run (the recorded results):
     .venv/bin/python -m benchmarks.search_scaling --policy simulated --problems 100
-    .venv/bin/python -m benchmarks.search_scaling --policy smollm2 --problems 6 \
-        --budgets 1,4 --prms oracle --time-limit-s 1500
-Rows are appended to ``results/search_scaling_<policy>.jsonl`` and a rerun skips the
-rows already there.
+    .venv/bin/python -m benchmarks.search_scaling --policy smollm2 --tasks arithmetic \
+        --num-operations 1 --max-operand 20 --few-shot 6 --max-steps 4 \
+        --max-step-tokens 32 --dtype bfloat16 --problems 100 --threads 1
+    .venv/bin/python -m benchmarks.search_scaling --policy smollm2 --tasks gsm8k \
+        --prms oracle --few-shot 2 --max-steps 8 --max-step-tokens 48 --dtype bfloat16 \
+        --problems 100 --threads 1 --time-limit-s 4200
+Rows are appended to ``results/<name>.jsonl`` and a rerun skips the rows already there;
+the table keeps, per setting, the problems that every agent and budget finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -43,7 +55,10 @@ from typing import Any
 
 import numpy as np
 
+from agents.base import SearchContext, problem_seed
 from agents.search import make_search_agent
+from agents.search.best_of_n import BestOfNAgent
+from agents.search.self_consistency import SelfConsistencyAgent
 from benchmarks._common import RESULTS_DIR, write_results
 from reasoning_gym.env import ReasoningEnv
 from reasoning_gym.policies.base import SamplingConfig, StepPolicy, StepProposal
@@ -170,22 +185,77 @@ class NoisyCheckerPRM(ProcessRewardModel):
         return np.clip(scores, 0.0, 1.0)
 
 
-def agent_configs(budget: int) -> list[tuple[str, str, dict[str, Any]]]:
-    """(family, agent name, options) of every agent run at ``budget``."""
-    configs: list[tuple[str, str, dict[str, Any]]] = []
+class ReplayPolicy(StepPolicy):
+    """Wraps a policy and replays its proposals when an agent repeats a call sequence.
+
+    A call's key chains the keys of the episode's earlier calls with this call's contexts,
+    ``n`` and sampling settings. Since the wrapped policy is seeded per episode, a call
+    with the same key would return the same proposals, so replaying it changes no result.
+    Agents that make the same calls (the same sampler scored by two PRMs, or a beam search
+    until two PRMs disagree) then generate each proposal once. Token counts still include
+    replayed proposals, while wall time does not include their generation.
+    """
+
+    def __init__(self, inner: StepPolicy):
+        super().__init__(inner.sampling)
+        self.inner = inner
+        self.name = inner.name
+        self._cache: dict[bytes, list[list[StepProposal]]] = {}
+        self._chain = b""
+        self.hits = 0
+        self.misses = 0
+
+    def reset(self) -> None:
+        self._chain = b""
+        self.inner.reset()
+
+    def clear(self) -> None:
+        """Drop the stored proposals (call between problems to bound memory)."""
+        self._cache.clear()
+
+    def propose(self, contexts, n=1, sampling=None):
+        sampling = sampling or self.sampling
+        digest = hashlib.blake2b(self._chain, digest_size=16)
+        digest.update(repr((n, sampling)).encode())
+        for context in contexts:
+            ids = np.ascontiguousarray(context, dtype=np.int64)
+            digest.update(len(ids).to_bytes(8, "little"))
+            digest.update(ids.tobytes())
+        key = digest.digest()
+        self._chain = key
+        if key in self._cache:
+            self.hits += 1
+            return self._cache[key]
+        self.misses += 1
+        proposals = self.inner.propose(contexts, n=n, sampling=sampling)
+        self._cache[key] = proposals
+        return proposals
+
+
+#: Agents whose samples do not depend on the PRM or the budget: one pool of
+#: ``max(budgets)`` solutions per problem serves every budget, each budget N using the
+#: first N solutions (i.i.d. samples, so a prefix is an N-sample draw).
+POOLED_FAMILIES = {
+    "best_of_n[min]": lambda policy: BestOfNAgent(policy, score="min"),
+    "best_of_n[last]": lambda policy: BestOfNAgent(policy, score="last"),
+    "self_consistency": lambda policy: SelfConsistencyAgent(policy),
+    "self_consistency[prm]": lambda policy: SelfConsistencyAgent(policy, weighting="prm"),
+}
+
+
+def tree_configs(budget: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(family, agent name, options) of the agents that run once per budget."""
     if budget == 1:
-        configs.append(("greedy", "greedy", {}))
-    configs += [
-        ("best_of_n[min]", "best_of_n", {"n": budget, "score": "min"}),
-        ("best_of_n[last]", "best_of_n", {"n": budget, "score": "last"}),
-        ("self_consistency", "self_consistency", {"n": budget}),
-        ("self_consistency[prm]", "self_consistency", {"n": budget, "weighting": "prm"}),
+        return [("greedy", "greedy", {})]
+    width = {2: 1, 4: 2, 8: 2, 16: 4}.get(budget, max(1, int(budget**0.5)))
+    return [
+        ("beam", "beam", {"beam_width": width, "expansion": budget // width}),
+        ("mcts", "mcts", {"simulations": budget, "expansion": 4}),
     ]
-    if budget >= 2:
-        width = {2: 1, 4: 2, 8: 2, 16: 4}.get(budget, max(1, int(budget**0.5)))
-        configs.append(("beam", "beam", {"beam_width": width, "expansion": budget // width}))
-        configs.append(("mcts", "mcts", {"simulations": budget, "expansion": 4}))
-    return configs
+
+
+def is_selected(family: str, name: str, requested: set[str]) -> bool:
+    return family in requested or name in requested
 
 
 def build_task(name: str, args: argparse.Namespace) -> Task:
@@ -193,97 +263,187 @@ def build_task(name: str, args: argparse.Namespace) -> Task:
         return make_task(
             "arithmetic", num_operations=args.num_operations, max_operand=args.max_operand
         )
-    return make_task("gsm8k", split="test", limit=args.problems)
+    return make_task("gsm8k", split="test", limit=args.offset + args.problems)
 
 
-def build_setup(args: argparse.Namespace, task: Task, prm_name: str):
-    """Return (env, policy, sampling, prepare) where prepare(problem) runs before a run."""
-    if prm_name == "oracle":
+def build_prm(name: str, task: Task) -> ProcessRewardModel:
+    if name == "oracle":
         from reasoning_gym.prm.oracle import OraclePRM
 
-        prm: ProcessRewardModel = OraclePRM(task)
-    else:
-        prm = NoisyCheckerPRM(task)
+        return OraclePRM(task)
+    return NoisyCheckerPRM(task)
+
+
+def build_policy(args: argparse.Namespace, env: ReasoningEnv):
+    """Return (policy, sampling, prepare) where prepare(problem) runs before each episode."""
     if args.policy == "simulated":
-        env = ReasoningEnv(task=task, prm=prm, max_steps=args.max_steps)
         policy = SimulatedArithmeticPolicy(env.tokenizer, args.p_correct, args.p_slip)
         sampling = SamplingConfig(temperature=1.0, max_step_tokens=64)
 
         def prepare(problem: Problem) -> None:
             policy.set_problem(problem, len(env.prompt_ids(problem)))
 
+        return policy, sampling, prepare
+
+    from reasoning_gym.models import load_model
+    from reasoning_gym.policies.hf import HFPolicy
+
+    model = load_model("smollm2-135m", dtype=args.dtype)
+    sampling = SamplingConfig(
+        temperature=args.temperature, top_p=0.95, max_step_tokens=args.max_step_tokens
+    )
+    policy = HFPolicy(model, env.tokenizer, sampling=sampling)
+    return ReplayPolicy(policy), sampling, lambda problem: None
+
+
+def run_pooled(
+    args, env: ReasoningEnv, policy: StepPolicy, sampling: SamplingConfig, index: int
+) -> list[dict[str, Any]]:
+    """Sample one pool of ``max(budgets)`` solutions; select from its prefixes at every budget."""
+    env.reset(options={"index": index})
+    policy.reset()
+    seed = problem_seed(args.seed, env.problem.id)
+    sampling = dataclasses.replace(sampling, seed=seed)
+    context = SearchContext(env, policy, env.prm, sampling)
+    solutions = context.sample_solutions(max(args.budgets), args.max_steps, score=True)
+    pool_wall = time.perf_counter() - context._start
+
+    selectors = {
+        family: factory(policy)
+        for family, factory in POOLED_FAMILIES.items()
+        if is_selected(family, family.split("[")[0], args.agents)
+    }
+
+    rows = []
+    for budget in args.budgets:
+        subset = solutions[:budget]
+        paths = [s.path() for s in subset]
+        compute = {
+            "generated_tokens": sum(c.num_tokens for path in paths for c in path),
+            "policy_calls": max(len(path) for path in paths),
+            "prm_calls": max(len(path) for path in paths),
+            "prm_items": sum(len(path) for path in paths),
+            "wall_time_s": pool_wall * budget / max(args.budgets),
+        }
+        for family, selector in selectors.items():
+            chosen, score, _ = selector.select(subset)
+            record = context.finish(family, subset[chosen], score, {})
+            rows.append(
+                {
+                    "agent": family,
+                    "budget": budget,
+                    "correct": record.correct,
+                    "answer": record.answer,
+                    **compute,
+                }
+            )
+    return rows
+
+
+def run_tree(args, env, policy, sampling, index, family, name, options) -> dict[str, Any]:
+    if name == "greedy":
+        agent = make_search_agent(name, policy, max_step_tokens=sampling.max_step_tokens)
     else:
-        from reasoning_gym.models import load_model
-        from reasoning_gym.policies.hf import HFPolicy
-        from reasoning_gym.tokenizers import load_tokenizer
-
-        tokenizer = load_tokenizer("smollm2-135m")
-        model = load_model("smollm2-135m", dtype=args.dtype)
-        env = ReasoningEnv(task=task, tokenizer=tokenizer, prm=prm, max_steps=args.max_steps)
-        sampling = SamplingConfig(
-            temperature=args.temperature, top_p=0.95, max_step_tokens=args.max_step_tokens
-        )
-        policy = HFPolicy(model, tokenizer, sampling=sampling)
-
-        def prepare(problem: Problem) -> None:
-            return None
-
-    return env, policy, sampling, prepare
+        agent = make_search_agent(name, policy, sampling=sampling, seed=args.seed, **options)
+    record = agent.run(env, {"index": index})
+    return {
+        "agent": family,
+        "correct": record.correct,
+        "answer": record.answer,
+        **record.compute.to_dict(),
+    }
 
 
-def run_setting(args, task_name: str, prm_name: str, out_path: Path, done: set, deadline: float):
-    if time.monotonic() > deadline:
-        return False
-    task = build_task(task_name, args)
-    env, policy, sampling, prepare = build_setup(args, task, prm_name)
+def row_key(row: dict[str, Any]) -> tuple:
+    return (row["policy"], row["task"], row["prm"], row["agent"], row["budget"], row["problem"])
+
+
+def save_row(out_path: Path, done: set, row: dict[str, Any]) -> None:
+    """Append ``row`` to the results file and mark it done."""
+    with out_path.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    done.add(row_key(row))
+
+
+def run_task(args, task_name: str, out_path: Path, done: set, deadline: float) -> bool:
+    """Run every agent on every problem of ``task_name``, problem by problem.
+
+    Problems are the outer loop, so a run stopped by the time limit has results of every
+    agent on the same problems.
+    """
     from tqdm import tqdm
 
-    jobs = [
-        (index, budget, config)
-        for index in range(args.problems)
-        for budget in args.budgets
-        for config in agent_configs(budget)
-        if config[0] in args.agents or config[1] in args.agents
-    ]
-    bar = tqdm(jobs, desc=f"{args.policy}/{task_name}/{prm_name}", leave=False)
-    for index, budget, (family, name, options) in bar:
-        key = (args.policy, task_name, prm_name, family, budget, index)
-        if key in done:
-            continue
-        if time.monotonic() > deadline:
-            logger.warning("time limit reached; stopping before %s", key)
-            return False
-        agent_sampling = sampling if name != "greedy" else None
-        if name == "greedy":
-            agent = make_search_agent(name, policy, max_step_tokens=sampling.max_step_tokens)
-        else:
-            agent = make_search_agent(
-                name, policy, sampling=agent_sampling, seed=args.seed, **options
-            )
+    from reasoning_gym.tokenizers import load_tokenizer
+
+    task = build_task(task_name, args)
+    tokenizer = None if args.policy == "simulated" else load_tokenizer("smollm2-135m")
+    prm_names = args.prms.split(",")
+    envs = {
+        prm: ReasoningEnv(
+            task=task,
+            tokenizer=tokenizer,
+            prm=build_prm(prm, task),
+            max_steps=args.max_steps,
+            few_shot=args.few_shot,
+        )
+        for prm in prm_names
+    }
+    first_env = envs[prm_names[0]]
+    policy, sampling, prepare = build_policy(args, first_env)
+    budgets = args.budgets
+    indices = range(args.offset, args.offset + args.problems)
+    for index in tqdm(indices, desc=f"{args.policy}/{task_name}", unit="problem"):
         problem = task.problem(index)
         prepare(problem)
-        env.prm.clear_cache()
-        record = agent.run(env, {"index": index})
-        row = {
-            "policy": args.policy,
-            "task": task_name,
-            "prm": prm_name,
-            "agent": family,
-            "budget": budget,
-            "problem": index,
-            "correct": record.correct,
-            "answer": record.answer,
-            **record.compute.to_dict(),
-        }
-        with out_path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-        done.add(key)
+        for prm_name, env in envs.items():
+            base = {"policy": args.policy, "task": task_name, "prm": prm_name, "problem": index}
+
+            jobs: list[tuple[str, str, dict[str, Any], int]] = [
+                (family, name, options, budget)
+                for budget in budgets
+                for family, name, options in tree_configs(budget)
+                if is_selected(family, name, args.agents)
+            ]
+            pooled_keys = [
+                (args.policy, task_name, prm_name, family, budget, index)
+                for family in POOLED_FAMILIES
+                if is_selected(family, family.split("[")[0], args.agents)
+                for budget in budgets
+            ]
+            if pooled_keys and not all(key in done for key in pooled_keys):
+                if time.monotonic() > deadline:
+                    return False
+                env.prm.clear_cache()
+                for row in run_pooled(args, env, policy, sampling, index):
+                    save_row(out_path, done, {**base, **row})
+            for family, name, options, budget in jobs:
+                if (args.policy, task_name, prm_name, family, budget, index) in done:
+                    continue
+                if time.monotonic() > deadline:
+                    return False
+                env.prm.clear_cache()
+                row = run_tree(args, env, policy, sampling, index, family, name, options)
+                save_row(out_path, done, {**base, **row, "budget": budget})
+        if isinstance(policy, ReplayPolicy):
+            policy.clear()
     return True
+
+
+def complete_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep, per (policy, task, PRM), the problems that every agent and budget finished."""
+    problems: dict[tuple, dict[tuple, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for row in rows:
+        setting = (row["policy"], row["task"], row["prm"])
+        problems[setting][(row["agent"], row["budget"])].add(row["problem"])
+    complete = {
+        setting: set.intersection(*by_agent.values()) for setting, by_agent in problems.items()
+    }
+    return [r for r in rows if r["problem"] in complete[(r["policy"], r["task"], r["prm"])]]
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
+    for row in complete_rows(rows):
         groups[(row["policy"], row["task"], row["prm"], row["agent"], row["budget"])].append(row)
     table = []
     for (policy, task, prm, agent, budget), items in sorted(groups.items()):
@@ -347,6 +507,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--prms", default="oracle,noisy", help="comma-separated: oracle, noisy")
     parser.add_argument("--problems", type=int, default=100, help="problems per task")
+    parser.add_argument("--offset", type=int, default=0, help="index of the first problem")
+    parser.add_argument(
+        "--few-shot", type=int, default=0, help="worked examples in each prompt (SmolLM2 runs)"
+    )
     parser.add_argument(
         "--budgets", default="1,2,4,8,16", help="comma-separated budgets in samples per problem"
     )
@@ -368,6 +532,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--p-slip", type=float, default=0.15, help="simulated policy: P(arithmetic slip)"
     )
     parser.add_argument("--seed", type=int, default=0, help="base sampling seed")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--name", default=None, help="results base name (default search_scaling_<policy>)"
+    )
     parser.add_argument(
         "--time-limit-s",
         type=float,
@@ -383,21 +551,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     args = parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    name = f"search_scaling_{args.policy}"
+    name = args.name or f"search_scaling_{args.policy}"
     out_path = RESULTS_DIR / f"{name}.jsonl"
     rows = []
     if out_path.exists():
         rows = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
-    done = {(r["policy"], r["task"], r["prm"], r["agent"], r["budget"], r["problem"]) for r in rows}
+    done = {row_key(r) for r in rows}
 
     deadline = time.monotonic() + args.time_limit_s
     start = time.perf_counter()
     finished = True
     for task_name in args.tasks.split(","):
-        for prm_name in args.prms.split(","):
-            finished &= run_setting(args, task_name, prm_name, out_path, done, deadline)
+        finished &= run_task(args, task_name, out_path, done, deadline)
 
     rows = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
     table = summarize(rows)

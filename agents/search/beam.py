@@ -25,6 +25,10 @@ class BeamSearchAgent(SearchAgent):
     stops when every kept beam has finished or ``max_depth`` rounds have run, and commits
     the best kept beam (finished answers first).
 
+    The first round starts from the root alone, so it proposes ``expansion`` first steps,
+    not ``beam_width * expansion``; when the PRM cannot rank first steps, the search
+    explores fewer of them than best-of-N with the same budget.
+
     Args:
         policy: Step policy; sample with a temperature above 0 so the proposals differ.
         beam_width: Number of beams kept (B).
