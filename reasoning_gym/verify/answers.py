@@ -503,14 +503,19 @@ def verify_answer(pred_text: str, gold: str, timeout: float = DEFAULT_TIMEOUT_S)
         True when equivalent. Answers over ``MAX_ANSWER_CHARS`` characters, an empty
         answer and a gold answer that does not parse always give False.
     """
+    pred, gold_text = _normalized_pair(pred_text, gold, "pred_text", "gold")
+    return _compare(pred, gold_text, symmetric=False, timeout=timeout)
+
+
+def _normalized_pair(pred_text: Any, gold: Any, pred_name: str, gold_name: str) -> tuple[str, str]:
+    """Check the types of a prediction and a gold answer; return both normalized."""
     if not isinstance(pred_text, str):
-        raise TypeError(f"pred_text must be a str, got {type(pred_text).__name__}")
+        raise TypeError(f"{pred_name} must be a str, got {type(pred_text).__name__}")
     if isinstance(gold, GoldAnswer):
         gold = gold.normalized
     if not isinstance(gold, str):
-        raise TypeError(f"gold must be a str, got {type(gold).__name__}")
-    pred = normalize_answer(_answer_part(pred_text))
-    return _compare(pred, normalize_answer(_answer_part(gold)), symmetric=False, timeout=timeout)
+        raise TypeError(f"{gold_name} must be a str, got {type(gold).__name__}")
+    return normalize_answer(_answer_part(pred_text)), normalize_answer(_answer_part(gold))
 
 
 def verify_answers(
@@ -536,14 +541,7 @@ def verify_answers(
     results: list[bool] = []
     slow: list[tuple[int, str, str]] = []  # (index, gold, pred)
     for index, (pred_text, gold) in enumerate(zip(pred_texts, golds, strict=True)):
-        if not isinstance(pred_text, str):
-            raise TypeError(f"pred_texts[{index}] must be a str, got {type(pred_text).__name__}")
-        if isinstance(gold, GoldAnswer):
-            gold = gold.normalized
-        if not isinstance(gold, str):
-            raise TypeError(f"golds[{index}] must be a str, got {type(gold).__name__}")
-        pred = normalize_answer(_answer_part(pred_text))
-        gold = normalize_answer(_answer_part(gold))
+        pred, gold = _normalized_pair(pred_text, gold, f"pred_texts[{index}]", f"golds[{index}]")
         fast = _compare_in_process(pred, gold)
         results.append(bool(fast))
         if fast is None:
