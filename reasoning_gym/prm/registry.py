@@ -19,7 +19,10 @@ from reasoning_gym.tasks.base import Task
 
 def _require_task(name: str, task: Task | str | None) -> Task:
     if task is None:
-        raise ValueError(f"PRM {name!r} needs a task; pass task= (a Task or a task name)")
+        raise ValueError(
+            f"PRM {name!r} needs a task; pass task= (a Task or a task name), or --task on "
+            "the command line"
+        )
     from reasoning_gym.tasks.base import make_task
 
     return make_task(task)
