@@ -441,9 +441,31 @@ def complete_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["problem"] in complete[(r["policy"], r["task"], r["prm"])]]
 
 
+#: Agents that need no tree search; a run may cover more problems with these alone.
+SAMPLING_FAMILIES = ("greedy", *POOLED_FAMILIES)
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one table row per (setting, agent, budget).
+
+    Rows with ``compared="all"`` cover the problems that every agent finished. Where the
+    sampling agents (greedy, best-of-N, votes) finished more problems than that, rows with
+    ``compared="sampling"`` report them on their own larger problem set.
+    """
+    table = _summary_rows(complete_rows(rows), "all")
+    counts = {(r["policy"], r["task"], r["prm"]): r["problems"] for r in table}
+    sampling = _summary_rows(
+        complete_rows([r for r in rows if r["agent"] in SAMPLING_FAMILIES]), "sampling"
+    )
+    table += [
+        r for r in sampling if r["problems"] > counts.get((r["policy"], r["task"], r["prm"]), 0)
+    ]
+    return table
+
+
+def _summary_rows(rows: list[dict[str, Any]], compared: str) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row in complete_rows(rows):
+    for row in rows:
         groups[(row["policy"], row["task"], row["prm"], row["agent"], row["budget"])].append(row)
     table = []
     for (policy, task, prm, agent, budget), items in sorted(groups.items()):
@@ -452,6 +474,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "policy": policy,
                 "task": task,
                 "prm": prm,
+                "compared": compared,
                 "agent": agent,
                 "budget": budget,
                 "problems": len(items),
@@ -479,21 +502,26 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    settings = sorted({(r["policy"], r["task"], r["prm"]) for r in table})
+    settings = sorted({(r["policy"], r["task"], r["prm"], r["compared"]) for r in table})
+    colors = {agent: f"C{i}" for i, agent in enumerate(sorted({r["agent"] for r in table}))}
     fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4.2), squeeze=False)
     for ax, setting in zip(axes[0], settings, strict=True):
-        rows = [r for r in table if (r["policy"], r["task"], r["prm"]) == setting]
+        rows = [r for r in table if (r["policy"], r["task"], r["prm"], r["compared"]) == setting]
         for agent in sorted({r["agent"] for r in rows}):
             points = sorted((r["tokens"], r["accuracy"]) for r in rows if r["agent"] == agent)
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o", label=agent)
+            ax.plot(xs, ys, marker="o", label=agent, color=colors[agent])
         ax.set_xscale("log")
         ax.set_xlabel("generated tokens per problem (mean)")
         ax.set_ylabel("accuracy")
         problems = max(r["problems"] for r in rows)
-        ax.set_title(f"{setting[0]} / {setting[1]} / PRM {setting[2]} ({problems} problems)")
+        agents = "" if setting[3] == "all" else ", sampling agents"
+        ax.set_title(
+            f"{setting[0]} / {setting[1]} / PRM {setting[2]} ({problems} problems{agents})",
+            fontsize=10,
+        )
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -534,6 +562,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="base sampling seed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="rewrite the table and plot from the results file without running agents",
+    )
+    parser.add_argument(
         "--name", default=None, help="results base name (default search_scaling_<policy>)"
     )
     parser.add_argument(
@@ -567,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     deadline = time.monotonic() + args.time_limit_s
     start = time.perf_counter()
     finished = True
-    for task_name in args.tasks.split(","):
+    for task_name in [] if args.summarize_only else args.tasks.split(","):
         finished &= run_task(args, task_name, out_path, done, deadline)
 
     rows = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
