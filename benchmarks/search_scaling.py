@@ -34,8 +34,11 @@ Run (the recorded results):
     .venv/bin/python -m benchmarks.search_scaling --policy smollm2 --tasks gsm8k \
         --prms oracle --few-shot 2 --max-steps 8 --max-step-tokens 48 --dtype bfloat16 \
         --problems 100 --threads 1 --time-limit-s 4200
-Rows are appended to ``results/<name>.jsonl`` and a rerun skips the rows already there;
-the table keeps, per setting, the problems that every agent and budget finished.
+    # then, for problems 22-99: --threads 2 --agents greedy,best_of_n,self_consistency
+Rows are appended to ``results/<name>.jsonl``, and a rerun skips the rows already there.
+The table compares all agents on the problems that every agent and budget finished.
+Where the sampling agents finished more problems, extra rows (``compared="sampling"``)
+report them on that larger set.
 """
 
 from __future__ import annotations
