@@ -39,7 +39,6 @@ from gymnasium.vector.utils import batch_space
 
 from reasoning_gym.env import PendingStep, ReasoningEnv
 from reasoning_gym.errors import InvalidActionError
-from reasoning_gym.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
@@ -390,42 +389,26 @@ def verify_pendings(
 ) -> list[float | None]:
     """Verify the final answers among ``pendings`` in one pass; None for the other steps.
 
-    ``pendings[k]`` belongs to ``envs[env_indices[k]]``. When all final steps come from
-    environments sharing one task and that task has ``verify_batch(problems, texts) ->
-    sequence of floats``, it is called once. Otherwise, when their tasks all keep the
-    default ``Task.verify``, one :func:`reasoning_gym.verify.answers.verify_answers` call
-    checks them, which sends the answers that need math-verify to its worker process
-    together. Otherwise each final step goes through its environment's
-    ``verify_pending``, the same call a single environment makes.
+    ``pendings[k]`` belongs to ``envs[env_indices[k]]``. The final steps are grouped by
+    task, and each task scores its group with one ``Task.verify_batch`` call.
     """
     outcomes: list[float | None] = [None] * len(pendings)
-    finals = [k for k, pending in enumerate(pendings) if pending.is_final]
-    if not finals:
-        return outcomes
-    final_tasks = [envs[env_indices[k]].task for k in finals]
-    tasks = {id(task) for task in final_tasks}
-    verify_batch = getattr(final_tasks[0], "verify_batch", None)
-    if len(tasks) == 1 and callable(verify_batch):
-        problems = [pendings[k].state.problem for k in finals]
-        texts = [pendings[k].text for k in finals]
-        values = list(verify_batch(problems, texts))
-        if len(values) != len(finals):
+    by_task: dict[int, list[int]] = {}
+    for k, pending in enumerate(pendings):
+        if pending.is_final:
+            by_task.setdefault(id(envs[env_indices[k]].task), []).append(k)
+    for group in by_task.values():
+        task = envs[env_indices[group[0]]].task
+        problems = [pendings[k].state.problem for k in group]
+        texts = [pendings[k].text for k in group]
+        values = list(task.verify_batch(problems, texts))
+        if len(values) != len(group):
             raise ValueError(
-                f"verify_batch returned {len(values)} scores for {len(finals)} answers"
+                f"{type(task).__name__}.verify_batch returned {len(values)} scores for "
+                f"{len(group)} answers; return one score per answer"
             )
-        for k, value in zip(finals, values, strict=True):
+        for k, value in zip(group, values, strict=True):
             outcomes[k] = float(value)
-        return outcomes
-    if all(type(task).verify is Task.verify for task in final_tasks):
-        from reasoning_gym.verify.answers import verify_answers
-
-        texts = [pendings[k].text for k in finals]
-        golds = [pendings[k].state.problem.answer for k in finals]
-        for k, correct in zip(finals, verify_answers(texts, golds), strict=True):
-            outcomes[k] = 1.0 if correct else 0.0
-        return outcomes
-    for k in finals:
-        outcomes[k] = envs[env_indices[k]].verify_pending(pendings[k])
     return outcomes
 
 

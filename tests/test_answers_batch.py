@@ -111,3 +111,18 @@ def test_vector_env_verifies_finals_in_one_batch(monkeypatch):
     assert terminated.tolist() == [True, True, True]
     assert infos["correct"].tolist() == [True, True, False]
     np.testing.assert_allclose(rewards, single_rewards)
+
+
+def test_task_verify_batch_uses_override():
+    from reasoning_gym.tasks.arithmetic import ArithmeticTask
+
+    class LengthTask(ArithmeticTask):
+        def verify(self, problem, answer_text):
+            return float(len(answer_text))
+
+    task = LengthTask()
+    problems = [task.problem(0), task.problem(1)]
+    assert task.verify_batch(problems, ["ab", "abcd"]) == [2.0, 4.0]
+    default = ArithmeticTask()
+    texts = [f"\\boxed{{{p.answer}}}" for p in problems[:1]] + ["\\boxed{-1}"]
+    assert default.verify_batch(problems, texts) == [1.0, 0.0]

@@ -96,6 +96,19 @@ class Task(abc.ABC):
 
         return 1.0 if verify_answer(answer_text, problem.answer) else 0.0
 
+    def verify_batch(self, problems: Sequence[Problem], answer_texts: Sequence[str]) -> list[float]:
+        """Score several final answers, as ``verify`` scores one.
+
+        With the default ``verify``, the answers that need math-verify go to its worker
+        process in one submission. A task that overrides ``verify`` is called once per answer.
+        """
+        if type(self).verify is not Task.verify:
+            return [self.verify(p, text) for p, text in zip(problems, answer_texts, strict=True)]
+        from reasoning_gym.verify.answers import verify_answers
+
+        golds = [problem.answer for problem in problems]
+        return [1.0 if ok else 0.0 for ok in verify_answers(list(answer_texts), golds)]
+
     def check_step(
         self, problem: Problem, previous_steps: Sequence[str], step: str
     ) -> float | None:
