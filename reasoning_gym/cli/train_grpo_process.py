@@ -9,11 +9,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 from typing import Any
 
-from reasoning_gym.cli.train_ppo import add_trainer_arguments, build_config
+from reasoning_gym.cli.train_ppo import add_trainer_arguments, build_config, train_and_report
 
 # (flag, GRPOProcessConfig field, type, help). Defaults come from GRPOProcessConfig.
 _OPTIONS: list[tuple[str, str, Any, str]] = [
@@ -67,29 +66,18 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print a summary; returns the process exit status."""
-    from agents.grpo_process.trainer import GRPOProcessTrainer
-    from reasoning_gym.errors import ReasoningGymError
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    def make_trainer(args: argparse.Namespace) -> tuple[Any, Any]:
+        from agents.grpo_process.trainer import GRPOProcessTrainer
+
         config = config_from_args(args)
-        trainer = GRPOProcessTrainer(config)
-    except (ValueError, TypeError, ReasoningGymError) as exc:
-        print(f"error: {exc}")
-        return 2
-    history = trainer.train()
-    if args.save_model:
-        trainer.save_model(args.save_model)
-        print(f"saved the actor to {args.save_model}")
-    if history:
-        last = history[-1]
-        print(
-            f"finished update {trainer.update}/{config.num_updates}: "
+        return GRPOProcessTrainer(config), config
+
+    def summary(last: dict[str, float]) -> str:
+        return (
             f"rollout correct rate {last.get('rollout/correct_rate', math.nan):.3f}, "
             f"degenerate groups {last.get('rollout/degenerate_groups', math.nan):.2f}, "
             f"non-finite rewards {last.get('rollout/nonfinite_rewards', 0):.0f}"
         )
-    else:
-        print(f"nothing to do: the run in {config.output_dir} is at update {trainer.update}")
-    print(f"metrics: {trainer.output_dir / 'grpo_metrics.jsonl'}")
-    return 0
+
+    return train_and_report(args, make_trainer, summary, "grpo_metrics.jsonl")

@@ -139,15 +139,27 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return build_config(PPOConfig, args, _OPTIONS, prm_field="prm")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train and print a summary; returns the process exit status."""
-    from agents.ppo.trainer import PPOTrainer
+def train_and_report(
+    args: argparse.Namespace,
+    make_trainer: Any,
+    summary: Any,
+    metrics_file: str,
+) -> int:
+    """Build a trainer from ``args``, train it and print a summary; return the exit status.
+
+    Args:
+        args: Parsed arguments with ``save_model``.
+        make_trainer: ``make_trainer(args) -> (trainer, config)``; a ValueError, TypeError
+            or ReasoningGymError there is bad input and gives exit status 2.
+        summary: ``summary(last_metrics) -> str``, the part of the final line after the
+            update count.
+        metrics_file: Name of the metrics file inside ``trainer.output_dir``.
+    """
     from reasoning_gym.errors import ReasoningGymError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = config_from_args(args)
-        trainer = PPOTrainer(config)
+        trainer, config = make_trainer(args)
     except (ValueError, TypeError, ReasoningGymError) as exc:
         print(f"error: {exc}")
         return 2
@@ -156,14 +168,26 @@ def run(args: argparse.Namespace) -> int:
         trainer.save_model(args.save_model)
         print(f"saved the actor to {args.save_model}")
     if history:
-        last = history[-1]
-        correct = last.get("rollout/correct_rate", math.nan)
-        print(
-            f"finished update {trainer.update}/{config.num_updates}: "
-            f"rollout correct rate {correct:.3f}, "
-            f"mean return {last.get('rollout/env_return_mean', math.nan):.3f}"
-        )
+        print(f"finished update {trainer.update}/{config.num_updates}: {summary(history[-1])}")
     else:
         print(f"nothing to do: the run in {config.output_dir} is at update {trainer.update}")
-    print(f"metrics: {trainer.output_dir / 'metrics.csv'}")
+    print(f"metrics: {trainer.output_dir / metrics_file}")
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print a summary; returns the process exit status."""
+
+    def make_trainer(args: argparse.Namespace) -> tuple[Any, Any]:
+        from agents.ppo.trainer import PPOTrainer
+
+        config = config_from_args(args)
+        return PPOTrainer(config), config
+
+    def summary(last: dict[str, float]) -> str:
+        return (
+            f"rollout correct rate {last.get('rollout/correct_rate', math.nan):.3f}, "
+            f"mean return {last.get('rollout/env_return_mean', math.nan):.3f}"
+        )
+
+    return train_and_report(args, make_trainer, summary, "metrics.csv")
