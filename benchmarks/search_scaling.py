@@ -307,9 +307,10 @@ def run_pooled(
     policy.reset()
     seed = problem_seed(args.seed, env.problem.id)
     sampling = dataclasses.replace(sampling, seed=seed)
+    start = time.perf_counter()
     context = SearchContext(env, policy, env.prm, sampling)
     solutions = context.sample_solutions(max(args.budgets), args.max_steps, score=True)
-    pool_wall = time.perf_counter() - context._start
+    pool_wall = time.perf_counter() - start
 
     selectors = {
         family: factory(policy)

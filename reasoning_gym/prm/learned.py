@@ -506,11 +506,13 @@ class LearnedPRM(ProcessRewardModel):
         """Keep ``plan``'s ids, scores and keys/values, then evict down to the budgets."""
         if self.prefix_cache_size == 0:
             return
+
         chunks: tuple[Any, ...] = ()
         nbytes = 0
         if row.kv_chunk is not None and self._keeps_kv():
             chunks = (*row.prefix.kv_chunks, row.kv_chunk)
             nbytes = _storage_bytes(chunks)
+
         old = self._prefixes.pop(plan, None)
         if old is not None:
             self._prefix_bytes -= old.nbytes
@@ -518,6 +520,7 @@ class LearnedPRM(ProcessRewardModel):
             ids=row.prefix.ids + row.new_ids, scores=row.scores, kv_chunks=chunks, nbytes=nbytes
         )
         self._prefix_bytes += nbytes
+
         question_key = (plan[0], plan[1], ())
         if row.question is not None and question_key not in self._prefixes:
             # The row started from the question alone. Its keys and values are the first
@@ -528,6 +531,7 @@ class LearnedPRM(ProcessRewardModel):
                 ids=row.prefix.ids, scores=(), kv_chunks=question_chunks, nbytes=question_bytes
             )
             self._prefix_bytes += question_bytes
+
         while self._prefixes and (
             len(self._prefixes) > self.prefix_cache_size or self._prefix_bytes > self.kv_cache_bytes
         ):
